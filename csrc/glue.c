@@ -1,0 +1,809 @@
+/* C glue of nghttp2_cffi: callbacks that stay in C, batched events, bodies
+ * served from memory, and one place that settles libnghttp2 version
+ * differences.  Declarations Python sees are in glue.cdef.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <nghttp2/nghttp2.h>
+
+/* N2C_PROBED_* come from build_ffi.py, which looks for each function in the
+ * nghttp2.h being compiled against: distributions backport security options
+ * (Debian 12's 1.52 has the rapid-reset and CONTINUATION limits) without
+ * changing NGHTTP2_VERSION_NUM, so the version alone would under-report. */
+#if NGHTTP2_VERSION_NUM >= 0x013d00 /* 1.61.0: the nghttp2_ssize API */
+#define N2C_HAS_SSIZE_API 1
+#else
+#define N2C_HAS_SSIZE_API 0
+#endif
+#define N2C_HAS_STREAM_RESET_RATE_LIMIT N2C_PROBED_STREAM_RESET_RATE_LIMIT
+#define N2C_HAS_MAX_CONTINUATIONS N2C_PROBED_MAX_CONTINUATIONS
+#define N2C_HAS_MAX_SETTINGS N2C_PROBED_MAX_SETTINGS
+#define N2C_HAS_MAX_OUTBOUND_ACK N2C_PROBED_MAX_OUTBOUND_ACK
+#define N2C_HAS_NO_RFC9113_WS_VALIDATION N2C_PROBED_NO_RFC9113_WS_VALIDATION
+#define N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES \
+  N2C_PROBED_SERVER_FALLBACK_RFC7540_PRIORITIES
+
+#define N2C_EV_WORDS 6
+#define N2C_EV_HEADERS 1        /* a=category b=end_stream c=off d=len */
+#define N2C_EV_DATA 2           /* a=end_stream b=in_input c=off d=len */
+#define N2C_EV_RST_STREAM 3     /* a=error_code */
+#define N2C_EV_STREAM_CLOSED 4  /* a=error_code */
+#define N2C_EV_SETTINGS 5       /* a=ack c=off d=len (6 bytes per entry) */
+#define N2C_EV_PING 6           /* a=ack c=off d=len (8 bytes) */
+#define N2C_EV_GOAWAY 7         /* a=last_stream_id b=error_code c=off d=len */
+#define N2C_EV_PUSH_PROMISE 8   /* a=promised_stream_id c=off d=len */
+#define N2C_EV_WINDOW_UPDATE 9  /* a=increment */
+#define N2C_EV_WANT_DATA 10     /* a=bytes nghttp2 asked for */
+#define N2C_EV_GOAWAY_SENT 11   /* a=last_stream_id b=error_code */
+
+#define N2C_BODY_NONE 0
+#define N2C_BODY_PROVIDER 1
+
+#if N2C_HAS_SSIZE_API
+typedef nghttp2_ssize n2c_ssize;
+#else
+typedef ssize_t n2c_ssize;
+#endif
+
+/* One outgoing body.  `data` belongs to Python, which keeps it alive until
+ * the stream asks for more (N2C_EV_WANT_DATA) or closes. */
+typedef struct n2c_stream {
+  struct n2c_stream *prev, *next;
+  const uint8_t *data;
+  size_t len, pos;
+  int eof;
+  int waiting;
+  uint8_t *trailers; /* malloc'd NUL-joined block, or NULL */
+  size_t trailers_len, ntrailers;
+} n2c_stream;
+
+typedef struct {
+  int64_t *ev;
+  size_t ev_len, ev_cap;
+  char *pl;
+  size_t pl_len, pl_cap;
+  char *out;
+  size_t out_len, out_cap;
+  nghttp2_session *session;
+  const uint8_t *in; /* the buffer n2c_recv is reading, for zero-copy DATA */
+  size_t in_len;
+  size_t hdr_off;    /* where the header block being received starts in pl */
+  n2c_stream streams; /* list head of live bodies */
+} n2c_session;
+
+typedef struct {
+  int64_t *lens;
+  size_t nlens, lens_cap;
+  char *pl;
+  size_t pl_len, pl_cap;
+  nghttp2_hd_inflater *inflater;
+} n2c_inflater;
+
+/* ---- growable buffers ---------------------------------------------------- */
+
+static int n2c_reserve(void **buf, size_t *cap, size_t need, size_t unit) {
+  size_t ncap;
+  void *p;
+  if (need <= *cap) {
+    return 0;
+  }
+  ncap = *cap ? *cap : 256;
+  while (ncap < need) {
+    ncap *= 2;
+  }
+  p = realloc(*buf, ncap * unit);
+  if (p == NULL) {
+    return -1;
+  }
+  *buf = p;
+  *cap = ncap;
+  return 0;
+}
+
+static int n2c_put_bytes(n2c_session *s, const uint8_t *p, size_t n) {
+  if (n2c_reserve((void **)&s->pl, &s->pl_cap, s->pl_len + n, 1) != 0) {
+    return -1;
+  }
+  if (n) {
+    memcpy(s->pl + s->pl_len, p, n);
+  }
+  s->pl_len += n;
+  return 0;
+}
+
+static int n2c_event(n2c_session *s, int64_t kind, int64_t stream_id,
+                     int64_t a, int64_t b, int64_t c, int64_t d) {
+  int64_t *e;
+  if (n2c_reserve((void **)&s->ev, &s->ev_cap, s->ev_len + N2C_EV_WORDS,
+                  sizeof(int64_t)) != 0) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  e = s->ev + s->ev_len;
+  e[0] = kind;
+  e[1] = stream_id;
+  e[2] = a;
+  e[3] = b;
+  e[4] = c;
+  e[5] = d;
+  s->ev_len += N2C_EV_WORDS;
+  return 0;
+}
+
+/* An event whose payload is copied into pl. */
+static int n2c_event_pl(n2c_session *s, int64_t kind, int64_t stream_id,
+                        int64_t a, int64_t b, const uint8_t *p, size_t n) {
+  size_t off = s->pl_len;
+  if (n2c_put_bytes(s, p, n) != 0) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return n2c_event(s, kind, stream_id, a, b, (int64_t)off, (int64_t)n);
+}
+
+void n2c_clear_events(n2c_session *s) {
+  s->ev_len = 0;
+  s->pl_len = 0;
+}
+
+/* ---- header blocks in and out -------------------------------------------- */
+
+/* Point nva at the fields of a NUL-joined block.  Fails on a field count that
+ * does not match, which is also how a NUL inside a name or value shows. */
+static int n2c_parse_nv(nghttp2_nv *nva, const char *hdrs, size_t len,
+                        size_t nfields) {
+  const uint8_t *p = (const uint8_t *)hdrs, *end = p + len, *q;
+  size_t i, k;
+  if (nfields == 0) {
+    return len == 0 ? 0 : NGHTTP2_ERR_INVALID_ARGUMENT;
+  }
+  for (i = 0; i < nfields; ++i) {
+    for (k = 0; k < 2; ++k) {
+      int last = (i == nfields - 1 && k == 1);
+      q = last ? end : memchr(p, 0, (size_t)(end - p));
+      if (q == NULL || (last && memchr(p, 0, (size_t)(end - p)) != NULL)) {
+        return NGHTTP2_ERR_INVALID_ARGUMENT;
+      }
+      if (k == 0) {
+        nva[i].name = (uint8_t *)p;
+        nva[i].namelen = (size_t)(q - p);
+      } else {
+        nva[i].value = (uint8_t *)p;
+        nva[i].valuelen = (size_t)(q - p);
+      }
+      p = q + 1;
+    }
+    nva[i].flags = NGHTTP2_NV_FLAG_NONE;
+  }
+  return 0;
+}
+
+#define N2C_STACK_NV 32
+
+/* Declares `nva`, on the stack when small; `N2C_NV_END` frees it. */
+#define N2C_NV_BEGIN(hdrs, len, nfields)                                     \
+  nghttp2_nv nva_stack[N2C_STACK_NV];                                         \
+  nghttp2_nv *nva = nva_stack;                                                \
+  int nv_rv;                                                                  \
+  if ((nfields) > N2C_STACK_NV) {                                             \
+    nva = malloc(sizeof(nghttp2_nv) * (nfields));                            \
+    if (nva == NULL) {                                                        \
+      return NGHTTP2_ERR_NOMEM;                                               \
+    }                                                                         \
+  }                                                                           \
+  nv_rv = n2c_parse_nv(nva, hdrs, len, nfields);                              \
+  if (nv_rv != 0) {                                                           \
+    if (nva != nva_stack) {                                                   \
+      free(nva);                                                              \
+    }                                                                         \
+    return nv_rv;                                                             \
+  }
+#define N2C_NV_END                                                            \
+  if (nva != nva_stack) {                                                     \
+    free(nva);                                                                \
+  }
+
+/* ---- bodies -------------------------------------------------------------- */
+
+static n2c_stream *n2c_stream_new(n2c_session *s, const char *body,
+                                  size_t len, int eof) {
+  n2c_stream *st = calloc(1, sizeof(n2c_stream));
+  if (st == NULL) {
+    return NULL;
+  }
+  st->data = (const uint8_t *)body;
+  st->len = body ? len : 0;
+  st->eof = eof;
+  st->next = s->streams.next;
+  st->prev = &s->streams;
+  s->streams.next->prev = st;
+  s->streams.next = st;
+  return st;
+}
+
+static void n2c_stream_free(n2c_stream *st) {
+  st->prev->next = st->next;
+  st->next->prev = st->prev;
+  free(st->trailers);
+  free(st);
+}
+
+static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
+                          uint8_t *buf, size_t length, uint32_t *data_flags,
+                          nghttp2_data_source *source, void *user_data) {
+  n2c_session *s = user_data;
+  n2c_stream *st = source->ptr;
+  size_t n = st->len - st->pos;
+  if (n == 0 && !st->eof) {
+    if (!st->waiting) {
+      st->waiting = 1;
+      if (n2c_event(s, N2C_EV_WANT_DATA, stream_id, (int64_t)length, 0, 0,
+                    0) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (n > length) {
+    n = length;
+  }
+  if (n) {
+    memcpy(buf, st->data + st->pos, n);
+    st->pos += n;
+  }
+  if (st->eof && st->pos == st->len) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->trailers != NULL) {
+      int rv;
+      N2C_NV_BEGIN((const char *)st->trailers, st->trailers_len,
+                   st->ntrailers)
+      rv = nghttp2_submit_trailer(session, stream_id, nva, st->ntrailers);
+      N2C_NV_END
+      if (rv == 0) {
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
+  }
+  return (n2c_ssize)n;
+}
+
+#if N2C_HAS_SSIZE_API
+#define N2C_PROVIDER nghttp2_data_provider2
+#define N2C_SUBMIT_REQUEST nghttp2_submit_request2
+#define N2C_SUBMIT_RESPONSE nghttp2_submit_response2
+#else
+#define N2C_PROVIDER nghttp2_data_provider
+#define N2C_SUBMIT_REQUEST nghttp2_submit_request
+#define N2C_SUBMIT_RESPONSE nghttp2_submit_response
+#endif
+
+/* ---- session callbacks --------------------------------------------------- */
+
+static int n2c_on_begin_headers(nghttp2_session *session,
+                                const nghttp2_frame *frame, void *user_data) {
+  n2c_session *s = user_data;
+  (void)session;
+  (void)frame;
+  s->hdr_off = s->pl_len;
+  return 0;
+}
+
+static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                         const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen, uint8_t flags,
+                         void *user_data) {
+  n2c_session *s = user_data;
+  static const uint8_t nul = 0;
+  (void)session;
+  (void)frame;
+  (void)flags;
+  /* NUL separates fields on the way to Python; nghttp2 already refuses it
+   * in HTTP messaging mode, this guards the mode without it. */
+  if (memchr(name, 0, namelen) || memchr(value, 0, valuelen)) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  if (n2c_put_bytes(s, name, namelen) || n2c_put_bytes(s, &nul, 1) ||
+      n2c_put_bytes(s, value, valuelen) || n2c_put_bytes(s, &nul, 1)) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+/* The header block since on_begin_headers, without its last NUL. */
+static int n2c_headers_event(n2c_session *s, int64_t kind, int64_t stream_id,
+                             int64_t a, int64_t b) {
+  size_t off = s->hdr_off, len = s->pl_len - off;
+  if (len) {
+    --len;
+  }
+  return n2c_event(s, kind, stream_id, a, b, (int64_t)off, (int64_t)len);
+}
+
+static int n2c_on_frame_recv(nghttp2_session *session,
+                             const nghttp2_frame *frame, void *user_data) {
+  n2c_session *s = user_data;
+  int32_t sid = frame->hd.stream_id;
+  int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  (void)session;
+  switch (frame->hd.type) {
+  case NGHTTP2_HEADERS:
+    return n2c_headers_event(s, N2C_EV_HEADERS, sid, frame->headers.cat,
+                             end_stream);
+  case NGHTTP2_DATA:
+    if (!end_stream) {
+      return 0;
+    }
+    /* Fold END_STREAM into this frame's last chunk when it is still queued. */
+    if (s->ev_len >= N2C_EV_WORDS) {
+      int64_t *e = s->ev + s->ev_len - N2C_EV_WORDS;
+      if (e[0] == N2C_EV_DATA && e[1] == sid) {
+        e[2] = 1;
+        return 0;
+      }
+    }
+    return n2c_event(s, N2C_EV_DATA, sid, 1, 0, 0, 0);
+  case NGHTTP2_PUSH_PROMISE:
+    return n2c_headers_event(s, N2C_EV_PUSH_PROMISE, sid,
+                             frame->push_promise.promised_stream_id, 0);
+  case NGHTTP2_RST_STREAM:
+    return n2c_event(s, N2C_EV_RST_STREAM, sid, frame->rst_stream.error_code,
+                     0, 0, 0);
+  case NGHTTP2_SETTINGS: {
+    size_t i, off = s->pl_len;
+    for (i = 0; i < frame->settings.niv; ++i) {
+      uint8_t b[6];
+      uint16_t id = (uint16_t)frame->settings.iv[i].settings_id;
+      uint32_t v = frame->settings.iv[i].value;
+      b[0] = (uint8_t)(id >> 8);
+      b[1] = (uint8_t)id;
+      b[2] = (uint8_t)(v >> 24);
+      b[3] = (uint8_t)(v >> 16);
+      b[4] = (uint8_t)(v >> 8);
+      b[5] = (uint8_t)v;
+      if (n2c_put_bytes(s, b, 6) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+    return n2c_event(s, N2C_EV_SETTINGS, 0,
+                     (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0, 0,
+                     (int64_t)off, (int64_t)(s->pl_len - off));
+  }
+  case NGHTTP2_PING:
+    return n2c_event_pl(s, N2C_EV_PING, 0,
+                        (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0, 0,
+                        frame->ping.opaque_data, 8);
+  case NGHTTP2_GOAWAY:
+    return n2c_event_pl(s, N2C_EV_GOAWAY, 0, frame->goaway.last_stream_id,
+                        frame->goaway.error_code, frame->goaway.opaque_data,
+                        frame->goaway.opaque_data_len);
+  case NGHTTP2_WINDOW_UPDATE:
+    return n2c_event(s, N2C_EV_WINDOW_UPDATE, sid,
+                     frame->window_update.window_size_increment, 0, 0, 0);
+  default:
+    return 0;
+  }
+}
+
+static int n2c_on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
+                                  int32_t stream_id, const uint8_t *data,
+                                  size_t len, void *user_data) {
+  n2c_session *s = user_data;
+  (void)session;
+  (void)flags;
+  if (s->in != NULL && data >= s->in && data + len <= s->in + s->in_len) {
+    /* Python slices its own input: no copy here. */
+    return n2c_event(s, N2C_EV_DATA, stream_id, 0, 1,
+                     (int64_t)(data - s->in), (int64_t)len);
+  }
+  return n2c_event_pl(s, N2C_EV_DATA, stream_id, 0, 0, data, len);
+}
+
+static int n2c_on_frame_send(nghttp2_session *session,
+                             const nghttp2_frame *frame, void *user_data) {
+  (void)session;
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    return n2c_event(user_data, N2C_EV_GOAWAY_SENT, 0,
+                     frame->goaway.last_stream_id, frame->goaway.error_code,
+                     0, 0);
+  }
+  return 0;
+}
+
+static int n2c_on_stream_close(nghttp2_session *session, int32_t stream_id,
+                               uint32_t error_code, void *user_data) {
+  n2c_session *s = user_data;
+  n2c_stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (st != NULL) {
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    n2c_stream_free(st);
+  }
+  return n2c_event(s, N2C_EV_STREAM_CLOSED, stream_id, error_code, 0, 0, 0);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
+  nghttp2_session_callbacks *cbs;
+  n2c_session *s = calloc(1, sizeof(n2c_session));
+  if (s == NULL) {
+    *rv = NGHTTP2_ERR_NOMEM;
+    return NULL;
+  }
+  s->streams.next = s->streams.prev = &s->streams;
+  *rv = nghttp2_session_callbacks_new(&cbs);
+  if (*rv != 0) {
+    free(s);
+    return NULL;
+  }
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+                                                          n2c_on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, n2c_on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, n2c_on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cbs, n2c_on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, n2c_on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                         n2c_on_stream_close);
+  if (server) {
+    *rv = nghttp2_session_server_new2(&s->session, cbs, s, option);
+  } else {
+    *rv = nghttp2_session_client_new2(&s->session, cbs, s, option);
+  }
+  nghttp2_session_callbacks_del(cbs);
+  if (*rv != 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void n2c_session_del(n2c_session *s) {
+  if (s == NULL) {
+    return;
+  }
+  nghttp2_session_del(s->session);
+  while (s->streams.next != &s->streams) {
+    n2c_stream_free(s->streams.next);
+  }
+  free(s->ev);
+  free(s->pl);
+  free(s->out);
+  free(s);
+}
+
+nghttp2_session *n2c_session_raw(n2c_session *s) { return s->session; }
+
+ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
+  n2c_ssize rv;
+  s->in = (const uint8_t *)in;
+  s->in_len = inlen;
+#if N2C_HAS_SSIZE_API
+  rv = nghttp2_session_mem_recv2(s->session, (const uint8_t *)in, inlen);
+#else
+  rv = nghttp2_session_mem_recv(s->session, (const uint8_t *)in, inlen);
+#endif
+  s->in = NULL;
+  s->in_len = 0;
+  return (ssize_t)rv;
+}
+
+ssize_t n2c_send(n2c_session *s, size_t limit) {
+  s->out_len = 0;
+  for (;;) {
+    const uint8_t *p;
+#if N2C_HAS_SSIZE_API
+    n2c_ssize n = nghttp2_session_mem_send2(s->session, &p);
+#else
+    n2c_ssize n = nghttp2_session_mem_send(s->session, &p);
+#endif
+    if (n < 0) {
+      return (ssize_t)n;
+    }
+    if (n == 0) {
+      break;
+    }
+    if (n2c_reserve((void **)&s->out, &s->out_cap, s->out_len + (size_t)n,
+                    1) != 0) {
+      return NGHTTP2_ERR_NOMEM;
+    }
+    memcpy(s->out + s->out_len, p, (size_t)n);
+    s->out_len += (size_t)n;
+    if (limit && s->out_len >= limit) {
+      break;
+    }
+  }
+  return (ssize_t)s->out_len;
+}
+
+/* A provider for a new body, or NULL for none. */
+static int n2c_make_provider(n2c_session *s, N2C_PROVIDER *prd,
+                             n2c_stream **stp, int body_kind,
+                             const char *body, size_t bodylen, int eof) {
+  *stp = NULL;
+  if (body_kind == N2C_BODY_NONE) {
+    return 0;
+  }
+  *stp = n2c_stream_new(s, body, bodylen, eof);
+  if (*stp == NULL) {
+    return NGHTTP2_ERR_NOMEM;
+  }
+  prd->source.ptr = *stp;
+  prd->read_callback = n2c_read;
+  return 0;
+}
+
+int32_t n2c_submit_request(n2c_session *s, const char *hdrs, size_t hdrslen,
+                           size_t nfields, int body_kind, const char *body,
+                           size_t bodylen, int eof) {
+  N2C_PROVIDER prd;
+  n2c_stream *st;
+  int32_t rv;
+  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+  rv = n2c_make_provider(s, &prd, &st, body_kind, body, bodylen, eof);
+  if (rv == 0) {
+    rv = N2C_SUBMIT_REQUEST(s->session, NULL, nva, nfields,
+                            st ? &prd : NULL, st);
+    if (rv < 0 && st) {
+      n2c_stream_free(st);
+    }
+  }
+  N2C_NV_END
+  return rv;
+}
+
+int n2c_submit_response(n2c_session *s, int32_t stream_id, const char *hdrs,
+                        size_t hdrslen, size_t nfields, int body_kind,
+                        const char *body, size_t bodylen, int eof) {
+  N2C_PROVIDER prd;
+  n2c_stream *st;
+  int rv;
+  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+  rv = n2c_make_provider(s, &prd, &st, body_kind, body, bodylen, eof);
+  if (rv == 0 && st &&
+      nghttp2_session_get_stream_user_data(s->session, stream_id) != NULL) {
+    rv = NGHTTP2_ERR_DATA_EXIST;
+  }
+  if (rv == 0) {
+    rv = N2C_SUBMIT_RESPONSE(s->session, stream_id, nva, nfields,
+                             st ? &prd : NULL);
+    if (rv == 0 && st) {
+      rv = nghttp2_session_set_stream_user_data(s->session, stream_id, st);
+    }
+  }
+  if (rv != 0 && st) {
+    n2c_stream_free(st);
+  }
+  N2C_NV_END
+  return rv;
+}
+
+int n2c_submit_headers(n2c_session *s, int32_t stream_id, int end_stream,
+                       const char *hdrs, size_t hdrslen, size_t nfields) {
+  int32_t rv;
+  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+  rv = nghttp2_submit_headers(s->session,
+                              end_stream ? NGHTTP2_FLAG_END_STREAM
+                                         : NGHTTP2_FLAG_NONE,
+                              stream_id, NULL, nva, nfields, NULL);
+  N2C_NV_END
+  return rv < 0 ? rv : 0;
+}
+
+int32_t n2c_submit_push_promise(n2c_session *s, int32_t stream_id,
+                                const char *hdrs, size_t hdrslen,
+                                size_t nfields) {
+  int32_t rv;
+  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+  rv = nghttp2_submit_push_promise(s->session, NGHTTP2_FLAG_NONE, stream_id,
+                                   nva, nfields, NULL);
+  N2C_NV_END
+  return rv;
+}
+
+int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
+                size_t len, int eof) {
+  n2c_stream *st = nghttp2_session_get_stream_user_data(s->session, stream_id);
+  int rv;
+  if (st == NULL) {
+    return NGHTTP2_ERR_STREAM_CLOSED;
+  }
+  st->data = (const uint8_t *)data;
+  st->len = data ? len : 0;
+  st->pos = 0;
+  st->eof = eof;
+  st->waiting = 0;
+  rv = nghttp2_session_resume_data(s->session, stream_id);
+  /* Not deferred yet (nghttp2 has not asked): it will read the chunk. */
+  return rv == NGHTTP2_ERR_INVALID_ARGUMENT ? 0 : rv;
+}
+
+int n2c_set_trailers(n2c_session *s, int32_t stream_id, const char *hdrs,
+                     size_t hdrslen, size_t nfields) {
+  n2c_stream *st = nghttp2_session_get_stream_user_data(s->session, stream_id);
+  uint8_t *copy;
+  if (st == NULL) {
+    return NGHTTP2_ERR_STREAM_CLOSED;
+  }
+  copy = malloc(hdrslen ? hdrslen : 1);
+  if (copy == NULL) {
+    return NGHTTP2_ERR_NOMEM;
+  }
+  memcpy(copy, hdrs, hdrslen);
+  free(st->trailers);
+  st->trailers = copy;
+  st->trailers_len = hdrslen;
+  st->ntrailers = nfields;
+  return 0;
+}
+
+int n2c_has_body(n2c_session *s, int32_t stream_id) {
+  return nghttp2_session_get_stream_user_data(s->session, stream_id) != NULL;
+}
+
+/* ---- options from newer libraries ---------------------------------------- */
+
+int n2c_option_set_stream_reset_rate_limit(nghttp2_option *o, uint64_t burst,
+                                           uint64_t rate) {
+#if N2C_HAS_STREAM_RESET_RATE_LIMIT
+  nghttp2_option_set_stream_reset_rate_limit(o, burst, rate);
+  return 0;
+#else
+  (void)o, (void)burst, (void)rate;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_option_set_max_continuations(nghttp2_option *o, size_t val) {
+#if N2C_HAS_MAX_CONTINUATIONS
+  nghttp2_option_set_max_continuations(o, val);
+  return 0;
+#else
+  (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_option_set_max_settings(nghttp2_option *o, size_t val) {
+#if N2C_HAS_MAX_SETTINGS
+  nghttp2_option_set_max_settings(o, val);
+  return 0;
+#else
+  (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_option_set_max_outbound_ack(nghttp2_option *o, size_t val) {
+#if N2C_HAS_MAX_OUTBOUND_ACK
+  nghttp2_option_set_max_outbound_ack(o, val);
+  return 0;
+#else
+  (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_option_set_no_rfc9113_leading_and_trailing_ws_validation(
+    nghttp2_option *o, int val) {
+#if N2C_HAS_NO_RFC9113_WS_VALIDATION
+  nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(o, val);
+  return 0;
+#else
+  (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_option_set_server_fallback_rfc7540_priorities(nghttp2_option *o,
+                                                      int val) {
+#if N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES
+  nghttp2_option_set_server_fallback_rfc7540_priorities(o, val);
+  return 0;
+#else
+  (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+/* ---- HPACK --------------------------------------------------------------- */
+
+size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,
+                            size_t hdrslen, size_t nfields) {
+  size_t bound;
+  nghttp2_nv nva_stack[N2C_STACK_NV];
+  nghttp2_nv *nva = nva_stack;
+  if (nfields > N2C_STACK_NV) {
+    nva = malloc(sizeof(nghttp2_nv) * nfields);
+    if (nva == NULL) {
+      return 0;
+    }
+  }
+  bound = n2c_parse_nv(nva, hdrs, hdrslen, nfields) == 0
+              ? nghttp2_hd_deflate_bound(d, nva, nfields)
+              : 0;
+  if (nva != nva_stack) {
+    free(nva);
+  }
+  return bound;
+}
+
+ssize_t n2c_hd_deflate(nghttp2_hd_deflater *d, uint8_t *out, size_t outlen,
+                       const char *hdrs, size_t hdrslen, size_t nfields) {
+  ssize_t rv;
+  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+#if N2C_HAS_SSIZE_API
+  rv = (ssize_t)nghttp2_hd_deflate_hd2(d, out, outlen, nva, nfields);
+#else
+  rv = nghttp2_hd_deflate_hd(d, out, outlen, nva, nfields);
+#endif
+  N2C_NV_END
+  return rv;
+}
+
+n2c_inflater *n2c_inflater_new(void) {
+  n2c_inflater *inf = calloc(1, sizeof(n2c_inflater));
+  if (inf == NULL) {
+    return NULL;
+  }
+  if (nghttp2_hd_inflate_new(&inf->inflater) != 0) {
+    free(inf);
+    return NULL;
+  }
+  return inf;
+}
+
+void n2c_inflater_del(n2c_inflater *inf) {
+  if (inf == NULL) {
+    return;
+  }
+  nghttp2_hd_inflate_del(inf->inflater);
+  free(inf->lens);
+  free(inf->pl);
+  free(inf);
+}
+
+nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf) {
+  return inf->inflater;
+}
+
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen) {
+  const uint8_t *p = (const uint8_t *)in;
+  size_t nfields = 0;
+  inf->nlens = 0;
+  inf->pl_len = 0;
+  for (;;) {
+    nghttp2_nv nv;
+    int flags = 0;
+#if N2C_HAS_SSIZE_API
+    n2c_ssize rv = nghttp2_hd_inflate_hd3(inf->inflater, &nv, &flags, p,
+                                          inlen, 1);
+#else
+    n2c_ssize rv = nghttp2_hd_inflate_hd2(inf->inflater, &nv, &flags, p,
+                                          inlen, 1);
+#endif
+    if (rv < 0) {
+      return (ssize_t)rv;
+    }
+    p += rv;
+    inlen -= (size_t)rv;
+    if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+      size_t need = inf->pl_len + nv.namelen + nv.valuelen;
+      if (n2c_reserve((void **)&inf->lens, &inf->lens_cap, inf->nlens + 2,
+                      sizeof(int64_t)) != 0 ||
+          n2c_reserve((void **)&inf->pl, &inf->pl_cap, need, 1) != 0) {
+        return NGHTTP2_ERR_NOMEM;
+      }
+      memcpy(inf->pl + inf->pl_len, nv.name, nv.namelen);
+      memcpy(inf->pl + inf->pl_len + nv.namelen, nv.value, nv.valuelen);
+      inf->pl_len = need;
+      inf->lens[inf->nlens++] = (int64_t)nv.namelen;
+      inf->lens[inf->nlens++] = (int64_t)nv.valuelen;
+      ++nfields;
+    }
+    if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+      nghttp2_hd_inflate_end_headers(inf->inflater);
+      return (ssize_t)nfields;
+    }
+    if ((flags & NGHTTP2_HD_INFLATE_EMIT) == 0 && inlen == 0) {
+      /* A block that ends mid-field. */
+      return NGHTTP2_ERR_HEADER_COMP;
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/* The C glue of nghttp2_cffi (glue.c), as Python sees it.
+ *
+ * A session's callbacks all run in C: they append fixed-size event records
+ * and the bytes they refer to (header blocks, copied DATA, settings, ping and
+ * goaway payloads) to two buffers that Python takes once per call.  Response
+ * and request bodies are served to nghttp2 from memory that Python keeps alive,
+ * so no DATA frame calls back into Python.
+ */
+
+/* Features of the linked libnghttp2 that not every supported version has. */
+static const int N2C_HAS_SSIZE_API;              /* nghttp2_ssize functions (1.61) */
+static const int N2C_HAS_STREAM_RESET_RATE_LIMIT;
+static const int N2C_HAS_MAX_CONTINUATIONS;
+static const int N2C_HAS_MAX_SETTINGS;
+static const int N2C_HAS_MAX_OUTBOUND_ACK;
+static const int N2C_HAS_NO_RFC9113_WS_VALIDATION;
+static const int N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES;
+
+/* One event record is N2C_EV_WORDS int64 words:
+ * kind, stream_id, a, b, c, d  (meaning of a..d per kind, see glue.c). */
+#define N2C_EV_WORDS 6
+#define N2C_EV_HEADERS ...
+#define N2C_EV_DATA ...
+#define N2C_EV_RST_STREAM ...
+#define N2C_EV_STREAM_CLOSED ...
+#define N2C_EV_SETTINGS ...
+#define N2C_EV_PING ...
+#define N2C_EV_GOAWAY ...
+#define N2C_EV_PUSH_PROMISE ...
+#define N2C_EV_WINDOW_UPDATE ...
+#define N2C_EV_WANT_DATA ...
+#define N2C_EV_GOAWAY_SENT ...
+
+/* In-memory bodies: a stream whose DATA nghttp2 reads from these. */
+#define N2C_BODY_NONE ...
+#define N2C_BODY_PROVIDER ...
+
+typedef struct {
+    int64_t *ev;          /* event words */
+    size_t ev_len;
+    char *pl;             /* bytes the events point into */
+    size_t pl_len;
+    char *out;            /* bytes to send */
+    size_t out_len;
+    ...;
+} n2c_session;
+
+n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv);
+void n2c_session_del(n2c_session *s);
+nghttp2_session *n2c_session_raw(n2c_session *s);
+void n2c_clear_events(n2c_session *s);
+
+/* Feed received bytes; returns bytes read or a negative nghttp2 error. */
+ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen);
+/* Serialize pending frames into s->out (dropped first); stops once at least
+ * `limit` bytes are there (0: no limit).  Returns bytes or negative error. */
+ssize_t n2c_send(n2c_session *s, size_t limit);
+
+/* Header blocks are passed as name\0value\0name\0value with nfields pairs. */
+int32_t n2c_submit_request(n2c_session *s, const char *hdrs, size_t hdrslen,
+                           size_t nfields, int body_kind, const char *body,
+                           size_t bodylen, int eof);
+int n2c_submit_response(n2c_session *s, int32_t stream_id, const char *hdrs,
+                        size_t hdrslen, size_t nfields, int body_kind,
+                        const char *body, size_t bodylen, int eof);
+int n2c_submit_headers(n2c_session *s, int32_t stream_id, int end_stream,
+                       const char *hdrs, size_t hdrslen, size_t nfields);
+int32_t n2c_submit_push_promise(n2c_session *s, int32_t stream_id,
+                                const char *hdrs, size_t hdrslen,
+                                size_t nfields);
+/* Give a stream's body its next chunk (kept alive by the caller until the
+ * stream asks for more or closes); eof: no chunk follows. */
+int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
+                size_t len, int eof);
+/* Send these trailers once the body is done instead of END_STREAM on DATA. */
+int n2c_set_trailers(n2c_session *s, int32_t stream_id, const char *hdrs,
+                     size_t hdrslen, size_t nfields);
+int n2c_has_body(n2c_session *s, int32_t stream_id);
+
+/* Options nghttp2 gained after 1.52: return NGHTTP2_ERR_INVALID_STATE when the
+ * linked library lacks them (see N2C_HAS_*). */
+int n2c_option_set_stream_reset_rate_limit(nghttp2_option *o, uint64_t burst, uint64_t rate);
+int n2c_option_set_max_continuations(nghttp2_option *o, size_t val);
+int n2c_option_set_max_settings(nghttp2_option *o, size_t val);
+int n2c_option_set_max_outbound_ack(nghttp2_option *o, size_t val);
+int n2c_option_set_no_rfc9113_leading_and_trailing_ws_validation(nghttp2_option *o, int val);
+int n2c_option_set_server_fallback_rfc7540_priorities(nghttp2_option *o, int val);
+
+/* HPACK over NUL-joined blocks. */
+size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,
+                            size_t hdrslen, size_t nfields);
+ssize_t n2c_hd_deflate(nghttp2_hd_deflater *d, uint8_t *out, size_t outlen,
+                       const char *hdrs, size_t hdrslen, size_t nfields);
+
+typedef struct {
+    int64_t *lens;       /* namelen, valuelen per field */
+    size_t nlens;
+    char *pl;            /* names and values, back to back */
+    size_t pl_len;
+    ...;
+} n2c_inflater;
+n2c_inflater *n2c_inflater_new(void);
+void n2c_inflater_del(n2c_inflater *inf);
+nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf);
+/* Inflate one whole header block; returns the number of fields or error. */
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen);

@@ -1,0 +1,100 @@
+"""HTTP/2 for Python on libnghttp2, through cffi.
+
+- :class:`Session`: a sans-I/O HTTP/2 connection (client or server side).
+- :class:`HDDeflater`, :class:`HDInflater`: HPACK.
+- :mod:`~nghttp2_cffi.events`, :mod:`~nghttp2_cffi.errors`, the enums.
+- ``ffi`` and ``lib``: the raw nghttp2 API, for frame-level scripting.
+"""
+
+from ._nghttp2 import ffi, lib
+from .enums import ErrorCode, Flag, FrameType, SettingCode
+from .errors import (
+    CallbackError,
+    FloodedError,
+    InvalidArgumentError,
+    NGHTTP2Error,
+    NoAvailableStreamIDError,
+    ProtocolError,
+    PushDisabledError,
+    SessionClosingError,
+    StreamClosedError,
+    StreamStateError,
+)
+from .events import (
+    DataReceived,
+    DataRequested,
+    Event,
+    GoAwayReceived,
+    GoAwaySent,
+    InformationalResponseReceived,
+    PingAcknowledged,
+    PingReceived,
+    PushPromiseReceived,
+    RequestReceived,
+    ResponseReceived,
+    SettingsAcknowledged,
+    SettingsReceived,
+    StreamClosed,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from .hpack import (
+    DEFAULT_HEADER_TABLE_SIZE,
+    DEFLATE_MAX_HEADER_TABLE_SIZE,
+    HDDeflater,
+    HDInflater,
+    HDTableEntry,
+    print_hd_table,
+)
+from .library import FEATURES, VERSION, VERSION_NUM
+from .session import Session, encode_headers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_HEADER_TABLE_SIZE",
+    "DEFLATE_MAX_HEADER_TABLE_SIZE",
+    "FEATURES",
+    "VERSION",
+    "VERSION_NUM",
+    "CallbackError",
+    "DataReceived",
+    "DataRequested",
+    "ErrorCode",
+    "Event",
+    "Flag",
+    "FloodedError",
+    "FrameType",
+    "GoAwayReceived",
+    "GoAwaySent",
+    "HDDeflater",
+    "HDInflater",
+    "HDTableEntry",
+    "InformationalResponseReceived",
+    "InvalidArgumentError",
+    "NGHTTP2Error",
+    "NoAvailableStreamIDError",
+    "PingAcknowledged",
+    "PingReceived",
+    "ProtocolError",
+    "PushDisabledError",
+    "PushPromiseReceived",
+    "RequestReceived",
+    "ResponseReceived",
+    "Session",
+    "SessionClosingError",
+    "SettingCode",
+    "SettingsAcknowledged",
+    "SettingsReceived",
+    "StreamClosed",
+    "StreamClosedError",
+    "StreamReset",
+    "StreamStateError",
+    "TrailersReceived",
+    "WindowUpdated",
+    "encode_headers",
+    "ffi",
+    "lib",
+    "print_hd_table",
+]

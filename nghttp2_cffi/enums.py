@@ -1,0 +1,74 @@
+"""HTTP/2 numbers as IntEnums, their values taken from the compiled nghttp2.h."""
+
+from __future__ import annotations
+
+import enum
+
+from ._nghttp2 import lib
+
+
+class ErrorCode(enum.IntEnum):
+    """HTTP/2 error codes (RFC 9113 section 7)."""
+
+    NO_ERROR = lib.NGHTTP2_NO_ERROR
+    PROTOCOL_ERROR = lib.NGHTTP2_PROTOCOL_ERROR
+    INTERNAL_ERROR = lib.NGHTTP2_INTERNAL_ERROR
+    FLOW_CONTROL_ERROR = lib.NGHTTP2_FLOW_CONTROL_ERROR
+    SETTINGS_TIMEOUT = lib.NGHTTP2_SETTINGS_TIMEOUT
+    STREAM_CLOSED = lib.NGHTTP2_STREAM_CLOSED
+    FRAME_SIZE_ERROR = lib.NGHTTP2_FRAME_SIZE_ERROR
+    REFUSED_STREAM = lib.NGHTTP2_REFUSED_STREAM
+    CANCEL = lib.NGHTTP2_CANCEL
+    COMPRESSION_ERROR = lib.NGHTTP2_COMPRESSION_ERROR
+    CONNECT_ERROR = lib.NGHTTP2_CONNECT_ERROR
+    ENHANCE_YOUR_CALM = lib.NGHTTP2_ENHANCE_YOUR_CALM
+    INADEQUATE_SECURITY = lib.NGHTTP2_INADEQUATE_SECURITY
+    HTTP_1_1_REQUIRED = lib.NGHTTP2_HTTP_1_1_REQUIRED
+
+    @classmethod
+    def _missing_(cls, value: object) -> ErrorCode | None:
+        # Unknown codes are allowed on the wire (RFC 9113 section 7).
+        if isinstance(value, int) and 0 <= value <= 0xFFFFFFFF:
+            member = int.__new__(cls, value)
+            member._name_ = f"UNKNOWN_{value:#x}"
+            member._value_ = value
+            return member
+        return None
+
+
+class FrameType(enum.IntEnum):
+    DATA = lib.NGHTTP2_DATA
+    HEADERS = lib.NGHTTP2_HEADERS
+    PRIORITY = lib.NGHTTP2_PRIORITY
+    RST_STREAM = lib.NGHTTP2_RST_STREAM
+    SETTINGS = lib.NGHTTP2_SETTINGS
+    PUSH_PROMISE = lib.NGHTTP2_PUSH_PROMISE
+    PING = lib.NGHTTP2_PING
+    GOAWAY = lib.NGHTTP2_GOAWAY
+    WINDOW_UPDATE = lib.NGHTTP2_WINDOW_UPDATE
+    CONTINUATION = lib.NGHTTP2_CONTINUATION
+    ALTSVC = lib.NGHTTP2_ALTSVC
+    ORIGIN = lib.NGHTTP2_ORIGIN
+    PRIORITY_UPDATE = lib.NGHTTP2_PRIORITY_UPDATE
+
+
+class Flag(enum.IntFlag):
+    NONE = lib.NGHTTP2_FLAG_NONE
+    END_STREAM = lib.NGHTTP2_FLAG_END_STREAM
+    END_HEADERS = lib.NGHTTP2_FLAG_END_HEADERS
+    ACK = lib.NGHTTP2_FLAG_ACK
+    PADDED = lib.NGHTTP2_FLAG_PADDED
+    PRIORITY = lib.NGHTTP2_FLAG_PRIORITY
+
+
+class SettingCode(enum.IntEnum):
+    """SETTINGS identifiers (RFC 9113 section 6.5.2, RFC 8441, RFC 9218)."""
+
+    HEADER_TABLE_SIZE = lib.NGHTTP2_SETTINGS_HEADER_TABLE_SIZE
+    ENABLE_PUSH = lib.NGHTTP2_SETTINGS_ENABLE_PUSH
+    MAX_CONCURRENT_STREAMS = lib.NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
+    INITIAL_WINDOW_SIZE = lib.NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
+    MAX_FRAME_SIZE = lib.NGHTTP2_SETTINGS_MAX_FRAME_SIZE
+    MAX_HEADER_LIST_SIZE = lib.NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE
+    ENABLE_CONNECT_PROTOCOL = lib.NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL
+    NO_RFC7540_PRIORITIES = lib.NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES

@@ -1,0 +1,126 @@
+"""HPACK (RFC 7541) compression, with the API of nghttp2's removed binding."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, List
+
+from ._nghttp2 import ffi, lib
+from .errors import check
+from .events import Headers
+from .session import HeaderInput, encode_headers
+
+DEFAULT_HEADER_TABLE_SIZE: int = lib.NGHTTP2_DEFAULT_HEADER_TABLE_SIZE
+DEFLATE_MAX_HEADER_TABLE_SIZE = 4096
+HD_ENTRY_OVERHEAD = 32  # RFC 7541 section 4.1
+_STATIC_TABLE_LEN = 61
+
+
+class HDTableEntry:
+    """One dynamic table entry; ``space()`` is the size it counts for."""
+
+    __slots__ = ("name", "namelen", "value", "valuelen")
+
+    def __init__(self, name: bytes, namelen: int, value: bytes, valuelen: int) -> None:
+        self.name = name
+        self.namelen = namelen
+        self.value = value
+        self.valuelen = valuelen
+
+    def space(self) -> int:
+        return self.namelen + self.valuelen + HD_ENTRY_OVERHEAD
+
+    def __repr__(self) -> str:
+        return f"HDTableEntry({self.name!r}, {self.value!r})"
+
+
+def _table(count: int, get: Any) -> List[HDTableEntry]:
+    entries = []
+    for idx in range(_STATIC_TABLE_LEN, count):
+        nv = get(idx)
+        entries.append(
+            HDTableEntry(
+                ffi.unpack(ffi.cast("char *", nv.name), nv.namelen),
+                nv.namelen,
+                ffi.unpack(ffi.cast("char *", nv.value), nv.valuelen),
+                nv.valuelen,
+            )
+        )
+    return entries
+
+
+class HDDeflater:
+    """Header compressor.  ``hd_table_bufsize_max`` caps the dynamic table it
+    uses, whatever larger size the decoder allows."""
+
+    def __init__(self, hd_table_bufsize_max: int = DEFLATE_MAX_HEADER_TABLE_SIZE) -> None:
+        pp = ffi.new("nghttp2_hd_deflater **")
+        check(lib.nghttp2_hd_deflate_new(pp, hd_table_bufsize_max))
+        self._d = ffi.gc(pp[0], lib.nghttp2_hd_deflate_del)
+
+    def deflate(self, headers: HeaderInput) -> bytes:
+        """Compress a header list (``(name, value)`` pairs of bytes or str)."""
+        block, n = encode_headers(headers)
+        bound = lib.n2c_hd_deflate_bound(self._d, block, len(block), n)
+        if bound == 0 and n:
+            check(lib.NGHTTP2_ERR_INVALID_ARGUMENT)
+        out = ffi.new("uint8_t[]", bound or 1)
+        rv = check(lib.n2c_hd_deflate(self._d, out, bound, block, len(block), n))
+        return ffi.buffer(out, rv)[:]
+
+    def change_table_size(self, hd_table_bufsize_max: int) -> None:
+        """Take the decoder's new SETTINGS_HEADER_TABLE_SIZE into account."""
+        check(lib.nghttp2_hd_deflate_change_table_size(self._d, hd_table_bufsize_max))
+
+    def get_hd_table(self) -> List[HDTableEntry]:
+        """A copy of the dynamic table, newest entry first."""
+        count = lib.nghttp2_hd_deflate_get_num_table_entries(self._d)
+        return _table(count, lambda i: lib.nghttp2_hd_deflate_get_table_entry(self._d, i + 1))
+
+
+class HDInflater:
+    """Header decompressor."""
+
+    def __init__(self) -> None:
+        inf = lib.n2c_inflater_new()
+        if inf == ffi.NULL:
+            raise MemoryError("cannot create an HPACK inflater")
+        self._inf = ffi.gc(inf, lib.n2c_inflater_del)
+        self._raw = lib.n2c_inflater_raw(inf)
+
+    def inflate(self, data: bytes) -> Headers:
+        """Decompress one complete header block into ``(name, value)`` pairs.
+
+        A malformed block raises ``NGHTTP2Error`` (compression error); the
+        decoder's state is then unusable, as RFC 7541 says.
+        """
+        data = bytes(data)
+        inf = self._inf
+        n = check(lib.n2c_inflate(inf, data, len(data)))
+        lens = ffi.unpack(inf.lens, inf.nlens)
+        pl = ffi.unpack(inf.pl, inf.pl_len)
+        out = []
+        pos = 0
+        for i in range(0, 2 * n, 2):
+            end = pos + lens[i]
+            stop = end + lens[i + 1]
+            out.append((pl[pos:end], pl[end:stop]))
+            pos = stop
+        return out
+
+    def change_table_size(self, hd_table_bufsize_max: int) -> None:
+        """Our SETTINGS_HEADER_TABLE_SIZE, once the peer has acknowledged it."""
+        check(lib.nghttp2_hd_inflate_change_table_size(self._raw, hd_table_bufsize_max))
+
+    def get_hd_table(self) -> List[HDTableEntry]:
+        """A copy of the dynamic table, newest entry first."""
+        count = lib.nghttp2_hd_inflate_get_num_table_entries(self._raw)
+        return _table(count, lambda i: lib.nghttp2_hd_inflate_get_table_entry(self._raw, i + 1))
+
+
+def print_hd_table(hdtable: Iterable[HDTableEntry]) -> None:
+    """Print a table from ``get_hd_table()``; ``s=N`` is each entry's size."""
+    for idx, entry in enumerate(hdtable, 1):
+        print(
+            f"[{idx}] (s={entry.space()}) "
+            f"{entry.name.decode('utf-8')}: {entry.value.decode('utf-8')}"
+        )

@@ -1,0 +1,637 @@
+"""The sans-I/O HTTP/2 session: bytes in, events out; calls in, bytes out.
+
+One :class:`Session` wraps one ``nghttp2_session``.  Its callbacks run in C
+(csrc/glue.c) and queue compact records, which this module turns into
+:mod:`~nghttp2_cffi.events` once per call; bodies given as bytes are read
+by nghttp2 straight from memory.  No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
+
+from . import events as ev
+from ._nghttp2 import ffi, lib
+from .enums import ErrorCode, SettingCode
+from .errors import CallbackError, ProtocolError, StreamStateError, check, error_for
+
+HeaderInput = Iterable[Tuple[Union[bytes, str], Union[bytes, str]]]
+BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
+
+DEFAULT_SETTINGS: dict[int, int] = {
+    SettingCode.MAX_CONCURRENT_STREAMS: 100,
+}
+# How much a reader body is asked for at a time.
+READ_CHUNK = 64 * 1024
+
+_HCAT_REQUEST = lib.NGHTTP2_HCAT_REQUEST
+_HCAT_RESPONSE = lib.NGHTTP2_HCAT_RESPONSE
+_HCAT_PUSH_RESPONSE = lib.NGHTTP2_HCAT_PUSH_RESPONSE
+_EV_HEADERS = lib.N2C_EV_HEADERS
+_EV_DATA = lib.N2C_EV_DATA
+_EV_RST_STREAM = lib.N2C_EV_RST_STREAM
+_EV_STREAM_CLOSED = lib.N2C_EV_STREAM_CLOSED
+_EV_SETTINGS = lib.N2C_EV_SETTINGS
+_EV_PING = lib.N2C_EV_PING
+_EV_GOAWAY = lib.N2C_EV_GOAWAY
+_EV_PUSH_PROMISE = lib.N2C_EV_PUSH_PROMISE
+_EV_WINDOW_UPDATE = lib.N2C_EV_WINDOW_UPDATE
+_EV_WANT_DATA = lib.N2C_EV_WANT_DATA
+_EV_GOAWAY_SENT = lib.N2C_EV_GOAWAY_SENT
+_BODY_NONE = lib.N2C_BODY_NONE
+_BODY_PROVIDER = lib.N2C_BODY_PROVIDER
+
+_unpack = ffi.unpack
+_recv = lib.n2c_recv
+_send = lib.n2c_send
+_clear = lib.n2c_clear_events
+_submit_response = lib.n2c_submit_response
+_submit_request = lib.n2c_submit_request
+_provide = lib.n2c_provide
+_settings_entries = struct.Struct(">HI").iter_unpack
+
+
+def encode_headers(headers: HeaderInput) -> tuple[bytes, int]:
+    """A header list as the glue takes it: ``name\\0value\\0...`` and a count.
+
+    ``str`` names are lower-cased and, like ``str`` values, UTF-8 encoded;
+    bytes go out exactly as given.
+    """
+    flat: list[bytes] = []
+    append = flat.append
+    for name, value in headers:
+        append(name if name.__class__ is bytes else _name_bytes(name))
+        append(value if value.__class__ is bytes else _value_bytes(value))
+    return b"\0".join(flat), len(flat) >> 1
+
+
+def _name_bytes(name: Union[str, bytes, bytearray, memoryview]) -> bytes:
+    if isinstance(name, str):
+        return name.lower().encode("utf-8")
+    return bytes(name)
+
+
+def _value_bytes(value: Union[str, bytes, bytearray, memoryview, int]) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, int):
+        return str(value).encode("ascii")
+    return bytes(value)
+
+
+def _split_headers(block: bytes) -> ev.Headers:
+    if not block:
+        return []
+    it = iter(block.split(b"\0"))
+    return list(zip(it, it))
+
+
+class _OutBody:
+    """A body sent in chunks: what Python still holds for nghttp2."""
+
+    __slots__ = ("current", "queue", "ended", "idle", "reader")
+
+    def __init__(self, current: Optional[bytes], ended: bool, reader: Any = None) -> None:
+        self.current = current  # the chunk C is reading; kept alive here
+        self.queue: list[bytes] = []
+        self.ended = ended  # no send_data after the queue
+        self.idle = current is None  # C has nothing left to read
+        self.reader = reader
+
+
+def _as_body(body: BodyInput) -> Any:
+    if body is None or body.__class__ is bytes:
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if hasattr(body, "read"):
+        return body
+    raise TypeError(
+        f"body must be bytes, str, a reader with .read(n) or None, not {type(body).__name__}"
+    )
+
+
+class Session:
+    """One HTTP/2 connection, client or server side, without I/O.
+
+    Feed what the peer sent to :meth:`receive_data`, which returns events;
+    act through the ``send_*`` methods; write :meth:`data_to_send` to the
+    peer.  ``settings`` are sent in the first SETTINGS frame.  With
+    ``auto_window_update`` (the default) received DATA counts as consumed at
+    once; with it off, the peer's window opens only as far as
+    :meth:`acknowledge_received_data` says, so a slow reader slows its peer.
+
+    Limits (``None`` keeps nghttp2's default; see ``N2C_HAS_*`` for what the
+    linked library supports): ``max_continuations``, ``stream_reset_rate``
+    (``(burst, rate_per_second)`` of RST_STREAMs from the peer),
+    ``max_settings`` (entries per SETTINGS frame), ``max_outbound_ack``
+    (queued PING/SETTINGS acks), ``max_send_header_block_length``,
+    ``max_deflate_dynamic_table_size``, ``peer_max_concurrent_streams``.
+    """
+
+    def __init__(
+        self,
+        side: str = "server",
+        *,
+        settings: Optional[Mapping[int, int]] = None,
+        auto_window_update: bool = True,
+        max_continuations: Optional[int] = None,
+        stream_reset_rate: Optional[tuple[int, int]] = None,
+        max_settings: Optional[int] = None,
+        max_outbound_ack: Optional[int] = None,
+        max_send_header_block_length: Optional[int] = None,
+        max_deflate_dynamic_table_size: Optional[int] = None,
+        peer_max_concurrent_streams: Optional[int] = None,
+        http_messaging: bool = True,
+    ) -> None:
+        if side not in ("server", "client"):
+            raise ValueError("side must be 'server' or 'client'")
+        self.side = side
+        self.auto_window_update = auto_window_update
+        option = _new_option(
+            no_auto_window_update=not auto_window_update,
+            max_continuations=max_continuations,
+            stream_reset_rate=stream_reset_rate,
+            max_settings=max_settings,
+            max_outbound_ack=max_outbound_ack,
+            max_send_header_block_length=max_send_header_block_length,
+            max_deflate_dynamic_table_size=max_deflate_dynamic_table_size,
+            peer_max_concurrent_streams=peer_max_concurrent_streams,
+            no_http_messaging=not http_messaging,
+        )
+        rv = ffi.new("int *")
+        try:
+            s = lib.n2c_session_new(side == "server", option, rv)
+        finally:
+            lib.nghttp2_option_del(option)
+        if s == ffi.NULL:
+            raise error_for(rv[0])
+        self._s = ffi.gc(s, lib.n2c_session_del)
+        self._raw = lib.n2c_session_raw(s)
+        self._events: list[ev.Event] = []
+        self._bodies: dict[int, Any] = {}  # stream id -> bytes body or _OutBody
+        self._pending_out = b""  # bytes taken from nghttp2 but not yet returned
+        self._provided = False  # a body got data during a send: send again
+        self._error: Optional[BaseException] = None
+        self.update_settings(DEFAULT_SETTINGS if settings is None else settings)
+
+    # ---- lifetime ------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the nghttp2 session now (the garbage collector would later)."""
+        if self._s is not None:
+            ffi.release(self._s)
+            self._s = None
+            self._raw = ffi.NULL
+            self._bodies.clear()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def raw(self) -> Any:
+        """The ``nghttp2_session *``, for calls through ``lib``."""
+        return self._raw
+
+    # ---- receiving -----------------------------------------------------
+
+    def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> list[ev.Event]:
+        """Process bytes from the peer; return the events they caused.
+
+        Raises :class:`~nghttp2_cffi.errors.ProtocolError` when the peer broke
+        the protocol beyond a stream: the session then holds a GOAWAY for
+        :meth:`data_to_send` and the events seen so far stay in :meth:`events`.
+        """
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        s = self._s
+        rv = _recv(s, data, len(data))
+        if s.ev_len:
+            self._collect(data)
+        if rv < 0:
+            self._fail(rv)
+        out = self._events
+        self._events = []
+        return out
+
+    def events(self) -> list[ev.Event]:
+        """Events not returned yet (those caused by sending, for instance)."""
+        out = self._events
+        self._events = []
+        return out
+
+    def _fail(self, rv: int) -> None:
+        exc = error_for(rv)
+        if isinstance(exc, ProtocolError):
+            lib.nghttp2_session_terminate_session(self._raw, exc.error_code)
+        raise exc
+
+    def _collect(self, data: Optional[bytes]) -> None:
+        s = self._s
+        words = _unpack(s.ev, s.ev_len)
+        pl = _unpack(s.pl, s.pl_len) if s.pl_len else b""
+        _clear(s)
+        append = self._events.append
+        it = iter(words)
+        for kind, sid, a, b, c, d in zip(it, it, it, it, it, it):
+            if kind == _EV_DATA:
+                if b:
+                    append(ev.DataReceived(sid, data[c : c + d], bool(a)))  # type: ignore[index]
+                else:
+                    append(ev.DataReceived(sid, pl[c : c + d], bool(a)))
+            elif kind == _EV_HEADERS:
+                headers = _split_headers(pl[c : c + d])
+                if a == _HCAT_REQUEST:
+                    append(ev.RequestReceived(sid, headers, bool(b)))
+                elif headers and headers[0][0] == b":status":
+                    if headers[0][1][:1] == b"1":
+                        append(ev.InformationalResponseReceived(sid, headers))
+                    else:
+                        append(ev.ResponseReceived(sid, headers, bool(b)))
+                elif a == _HCAT_RESPONSE or a == _HCAT_PUSH_RESPONSE:
+                    append(ev.ResponseReceived(sid, headers, bool(b)))
+                else:
+                    append(ev.TrailersReceived(sid, headers))
+            elif kind == _EV_STREAM_CLOSED:
+                self._bodies.pop(sid, None)
+                append(ev.StreamClosed(sid, a))
+            elif kind == _EV_WANT_DATA:
+                self._want_data(sid, a)
+            elif kind == _EV_RST_STREAM:
+                append(ev.StreamReset(sid, a))
+            elif kind == _EV_SETTINGS:
+                if a:
+                    append(ev.SettingsAcknowledged())
+                else:
+                    append(ev.SettingsReceived(dict(_settings_entries(pl[c : c + d]))))
+            elif kind == _EV_PING:
+                append((ev.PingAcknowledged if a else ev.PingReceived)(pl[c : c + d]))
+            elif kind == _EV_WINDOW_UPDATE:
+                append(ev.WindowUpdated(sid, a))
+            elif kind == _EV_PUSH_PROMISE:
+                append(ev.PushPromiseReceived(sid, a, _split_headers(pl[c : c + d])))
+            elif kind == _EV_GOAWAY:
+                append(ev.GoAwayReceived(a, b, pl[c : c + d]))
+            elif kind == _EV_GOAWAY_SENT:
+                append(ev.GoAwaySent(a, b))
+
+    # ---- sending -------------------------------------------------------
+
+    def data_to_send(self, limit: int = 0) -> bytes:
+        """Bytes for the peer: every frame nghttp2 can produce now, or only
+        about ``limit`` bytes of them (0: no limit) so that a slow peer stops
+        the session from reading bodies ahead.
+
+        An exception raised by a reader body surfaces here, after its stream
+        was reset; the bytes produced before it are kept for the next call.
+        """
+        out = self._pending_out
+        self._pending_out = b""
+        s = self._s
+        while True:
+            n = _send(s, limit)
+            if n < 0:
+                self._pending_out = out
+                check(n)
+            if n:
+                out = out + _unpack(s.out, n) if out else _unpack(s.out, n)
+            if not s.ev_len:
+                break
+            self._collect(None)
+            if self._error is not None:
+                exc, self._error = self._error, None
+                self._pending_out = out
+                raise exc
+            if not self._provided or (limit and len(out) >= limit):
+                break
+            self._provided = False
+        return out
+
+    @property
+    def want_read(self) -> bool:
+        return bool(lib.nghttp2_session_want_read(self._raw))
+
+    @property
+    def want_write(self) -> bool:
+        return bool(self._pending_out) or bool(lib.nghttp2_session_want_write(self._raw))
+
+    def send_request(
+        self,
+        headers: HeaderInput,
+        body: BodyInput = None,
+        *,
+        end_stream: bool = True,
+        trailers: Optional[HeaderInput] = None,
+    ) -> int:
+        """Open a stream with a request; returns its id (client side).
+
+        ``body``: bytes (or str) sent from memory, a reader with ``read(n)``,
+        or None.  ``end_stream=False`` keeps the body open for
+        :meth:`send_data`, :meth:`send_trailers` and :meth:`end_stream`.
+        """
+        block, n = encode_headers(headers)
+        body = _as_body(body)
+        kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
+        sid = _submit_request(
+            self._s, block, len(block), n, kind, chunk or ffi.NULL, len(chunk or b""), eof
+        )
+        check(sid)
+        self._attach(sid, state, trailers)
+        return sid
+
+    def send_response(
+        self,
+        stream_id: int,
+        headers: HeaderInput,
+        body: BodyInput = None,
+        *,
+        end_stream: bool = True,
+        trailers: Optional[HeaderInput] = None,
+    ) -> None:
+        """Answer a request (server side); ``body`` as for :meth:`send_request`."""
+        block, n = encode_headers(headers)
+        body = _as_body(body)
+        kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
+        check(
+            _submit_response(
+                self._s,
+                stream_id,
+                block,
+                len(block),
+                n,
+                kind,
+                chunk or ffi.NULL,
+                len(chunk or b""),
+                eof,
+            )
+        )
+        self._attach(stream_id, state, trailers)
+
+    def _body_plan(
+        self, body: Any, end_stream: bool, trailers: Optional[HeaderInput]
+    ) -> tuple[int, Optional[bytes], int, Any]:
+        """(glue body kind, first chunk, eof, what Python keeps)."""
+        if body is None:
+            if end_stream and trailers is None:
+                return _BODY_NONE, None, 0, None
+            return _BODY_PROVIDER, None, int(end_stream), _OutBody(None, end_stream)
+        if body.__class__ is bytes:
+            if end_stream:
+                return _BODY_PROVIDER, body, 1, body
+            return _BODY_PROVIDER, body, 0, _OutBody(body, False)
+        return _BODY_PROVIDER, None, 0, _OutBody(None, False, reader=body)
+
+    def _attach(self, sid: int, state: Any, trailers: Optional[HeaderInput]) -> None:
+        if state is None:
+            return
+        self._bodies[sid] = state
+        if trailers is not None:
+            block, n = encode_headers(trailers)
+            check(lib.n2c_set_trailers(self._s, sid, block, len(block), n))
+
+    def send_headers(self, stream_id: int, headers: HeaderInput, *, end_stream: bool = False) -> None:
+        """A HEADERS frame on an open stream: a 1xx response, for instance."""
+        block, n = encode_headers(headers)
+        check(lib.n2c_submit_headers(self._s, stream_id, end_stream, block, len(block), n))
+
+    def send_informational_response(self, stream_id: int, headers: HeaderInput) -> None:
+        """A 1xx response (100-continue, 103 Early Hints) before the final one."""
+        self.send_headers(stream_id, headers, end_stream=False)
+
+    def send_data(self, stream_id: int, data: BodyInput, *, end_stream: bool = False) -> None:
+        """Queue body bytes on a stream opened with ``end_stream=False``.
+
+        The session sends them as flow control allows; nothing stalls at the
+        window and nothing is copied in Python.
+        """
+        out = self._bodies.get(stream_id)
+        if out is None or out.__class__ is bytes or out.ended:
+            raise _no_body(stream_id)
+        if data.__class__ is not bytes:
+            data = _as_body(data)
+        if data:
+            if out.idle and not out.queue:
+                self._feed(stream_id, out, data, end_stream)
+            else:
+                out.queue.append(data)
+        if end_stream:
+            out.ended = True
+            if out.idle and not out.queue:
+                self._feed(stream_id, out, None, True)
+
+    def end_stream(self, stream_id: int) -> None:
+        """End a stream's body (END_STREAM, or its trailers if any were set)."""
+        self.send_data(stream_id, b"", end_stream=True)
+
+    def send_trailers(self, stream_id: int, headers: HeaderInput) -> None:
+        """End a stream's body with a trailing header block."""
+        out = self._bodies.get(stream_id)
+        if out is None or out.__class__ is bytes or out.ended:
+            raise _no_body(stream_id)
+        block, n = encode_headers(headers)
+        check(lib.n2c_set_trailers(self._s, stream_id, block, len(block), n))
+        self.end_stream(stream_id)
+
+    def _feed(self, sid: int, out: _OutBody, chunk: Optional[bytes], eof: bool) -> None:
+        out.current = chunk
+        out.idle = False
+        rv = _provide(self._s, sid, chunk or ffi.NULL, len(chunk) if chunk else 0, eof)
+        if rv < 0:
+            check(rv)
+        self._provided = True
+
+    def _want_data(self, sid: int, max_length: int) -> None:
+        out = self._bodies.get(sid)
+        if out is None or out.__class__ is bytes:
+            return
+        out.current = None
+        out.idle = True
+        if out.queue:
+            chunk = out.queue[0] if len(out.queue) == 1 else b"".join(out.queue)
+            out.queue.clear()
+            self._feed(sid, out, chunk, out.ended)
+        elif out.ended:
+            self._feed(sid, out, None, True)
+        elif out.reader is not None:
+            try:
+                chunk = out.reader.read(max(max_length, READ_CHUNK))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by data_to_send
+                self.reset_stream(sid, ErrorCode.INTERNAL_ERROR)
+                self._bodies.pop(sid, None)
+                err = CallbackError(lib.NGHTTP2_ERR_CALLBACK_FAILURE)
+                err.__cause__ = exc
+                self._error = self._error or err
+                return
+            if chunk:
+                self._feed(sid, out, bytes(chunk), False)
+            else:
+                out.ended = True
+                self._feed(sid, out, None, True)
+        else:
+            self._events.append(ev.DataRequested(sid, max_length))
+
+    def push_promise(self, stream_id: int, headers: HeaderInput) -> int:
+        """Promise a pushed request on ``stream_id``; returns the new stream's id.
+
+        Answer it with :meth:`send_response` on that id.
+        """
+        block, n = encode_headers(headers)
+        return check(lib.n2c_submit_push_promise(self._s, stream_id, block, len(block), n))
+
+    def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
+        check(lib.nghttp2_submit_rst_stream(self._raw, 0, stream_id, error_code))
+
+    def update_settings(self, settings: Mapping[int, int]) -> None:
+        entries = ffi.new("nghttp2_settings_entry[]", len(settings))
+        for i, (key, value) in enumerate(settings.items()):
+            entries[i].settings_id = int(key)
+            entries[i].value = int(value)
+        check(lib.nghttp2_submit_settings(self._raw, 0, entries, len(settings)))
+
+    def ping(self, data: bytes = b"\0" * 8) -> None:
+        if len(data) != 8:
+            raise ValueError("PING data must be 8 bytes")
+        check(lib.nghttp2_submit_ping(self._raw, 0, data))
+
+    def send_goaway(
+        self,
+        error_code: int = ErrorCode.NO_ERROR,
+        *,
+        last_stream_id: Optional[int] = None,
+        debug_data: bytes = b"",
+    ) -> None:
+        """GOAWAY: with the default ``last_stream_id`` (the last stream the
+        peer opened), streams in flight finish and no new ones start."""
+        if last_stream_id is None:
+            last_stream_id = lib.nghttp2_session_get_last_proc_stream_id(self._raw)
+        check(
+            lib.nghttp2_submit_goaway(
+                self._raw, 0, last_stream_id, error_code, debug_data or ffi.NULL, len(debug_data)
+            )
+        )
+
+    def send_shutdown_notice(self) -> None:
+        """The first GOAWAY of a graceful shutdown (server side): stream id
+        2^31-1, so the client stops opening streams; follow it with
+        :meth:`send_goaway` once the in-flight ones are known."""
+        check(lib.nghttp2_submit_shutdown_notice(self._raw))
+
+    def terminate(self, error_code: int = ErrorCode.NO_ERROR) -> None:
+        """GOAWAY, then close once it is sent: ``want_read``/``want_write`` fall."""
+        check(lib.nghttp2_session_terminate_session(self._raw, error_code))
+
+    # ---- flow control and state ------------------------------------------
+
+    def acknowledge_received_data(self, amount: int, stream_id: int) -> None:
+        """Count ``amount`` received body bytes of ``stream_id`` as consumed
+        (``auto_window_update=False`` only); the peer may then send as much."""
+        if amount:
+            rv = lib.nghttp2_session_consume(self._raw, stream_id, amount)
+            if rv < 0 and rv != lib.NGHTTP2_ERR_INVALID_ARGUMENT:
+                check(rv)
+            if rv == lib.NGHTTP2_ERR_INVALID_ARGUMENT:
+                # The stream is gone: the connection window still counts.
+                check(lib.nghttp2_session_consume_connection(self._raw, amount))
+
+    def local_window_size(self, stream_id: int = 0) -> int:
+        if stream_id:
+            return check(lib.nghttp2_session_get_stream_local_window_size(self._raw, stream_id))
+        return check(lib.nghttp2_session_get_local_window_size(self._raw))
+
+    def remote_window_size(self, stream_id: int = 0) -> int:
+        if stream_id:
+            return check(lib.nghttp2_session_get_stream_remote_window_size(self._raw, stream_id))
+        return check(lib.nghttp2_session_get_remote_window_size(self._raw))
+
+    @property
+    def remote_settings(self) -> dict[SettingCode, int]:
+        return {
+            code: lib.nghttp2_session_get_remote_settings(self._raw, code) for code in SettingCode
+        }
+
+    @property
+    def local_settings(self) -> dict[SettingCode, int]:
+        return {
+            code: lib.nghttp2_session_get_local_settings(self._raw, code) for code in SettingCode
+        }
+
+    @property
+    def next_stream_id(self) -> int:
+        return int(lib.nghttp2_session_get_next_stream_id(self._raw))
+
+    @property
+    def last_processed_stream_id(self) -> int:
+        return int(lib.nghttp2_session_get_last_proc_stream_id(self._raw))
+
+    @property
+    def outbound_queue_size(self) -> int:
+        return int(lib.nghttp2_session_get_outbound_queue_size(self._raw))
+
+    def has_open_body(self, stream_id: int) -> bool:
+        """Whether the stream still has body data queued or to come."""
+        return stream_id in self._bodies
+
+
+def _no_body(stream_id: int) -> Exception:
+    return StreamStateError(
+        lib.NGHTTP2_ERR_INVALID_STREAM_STATE,
+        f"stream {stream_id} has no open body to send on "
+        "(send its headers with end_stream=False first)",
+    )
+
+
+def _new_option(
+    *,
+    no_auto_window_update: bool,
+    max_continuations: Optional[int],
+    stream_reset_rate: Optional[tuple[int, int]],
+    max_settings: Optional[int],
+    max_outbound_ack: Optional[int],
+    max_send_header_block_length: Optional[int],
+    max_deflate_dynamic_table_size: Optional[int],
+    peer_max_concurrent_streams: Optional[int],
+    no_http_messaging: bool,
+) -> Any:
+    pp = ffi.new("nghttp2_option **")
+    check(lib.nghttp2_option_new(pp))
+    o = pp[0]
+    try:
+        if no_auto_window_update:
+            lib.nghttp2_option_set_no_auto_window_update(o, 1)
+        if no_http_messaging:
+            lib.nghttp2_option_set_no_http_messaging(o, 1)
+        if peer_max_concurrent_streams is not None:
+            lib.nghttp2_option_set_peer_max_concurrent_streams(o, peer_max_concurrent_streams)
+        if max_send_header_block_length is not None:
+            lib.nghttp2_option_set_max_send_header_block_length(o, max_send_header_block_length)
+        if max_deflate_dynamic_table_size is not None:
+            lib.nghttp2_option_set_max_deflate_dynamic_table_size(
+                o, max_deflate_dynamic_table_size
+            )
+        optional = (
+            ("max_continuations", max_continuations, lib.n2c_option_set_max_continuations),
+            ("max_settings", max_settings, lib.n2c_option_set_max_settings),
+            ("max_outbound_ack", max_outbound_ack, lib.n2c_option_set_max_outbound_ack),
+        )
+        for name, value, setter in optional:
+            if value is not None and setter(o, value) != 0:
+                raise _unsupported(name)
+        if stream_reset_rate is not None:
+            burst, rate = stream_reset_rate
+            if lib.n2c_option_set_stream_reset_rate_limit(o, burst, rate) != 0:
+                raise _unsupported("stream_reset_rate")
+    except BaseException:
+        lib.nghttp2_option_del(o)
+        raise
+    return o
+
+
+def _unsupported(name: str) -> NotImplementedError:
+    version = ffi.string(lib.nghttp2_version(0).version_str).decode()
+    return NotImplementedError(f"{name} needs a newer libnghttp2 than the linked {version}")
