@@ -96,8 +96,11 @@ class HDInflater:
         data = bytes(data)
         inf = self._inf
         n = check(lib.n2c_inflate(inf, data, len(data)))
+        if n == 0:
+            return []
         lens = ffi.unpack(inf.lens, inf.nlens)
-        pl = ffi.unpack(inf.pl, inf.pl_len)
+        # pl stays NULL while every field so far was empty (b"": b"").
+        pl = ffi.unpack(inf.pl, inf.pl_len) if inf.pl_len else b""
         out = []
         pos = 0
         for i in range(0, 2 * n, 2):
