@@ -11,12 +11,32 @@ from nghttp2_cffi.hpack import (
     HDTableEntry,
     print_hd_table,
 )
+from server import (
+    DATA_DEFERRED,
+    DATA_EOF,
+    DATA_OK,
+    BaseRequestHandler,
+    HTTP2Server,
+    InvalidResponse,
+    PushError,
+    ResponseAlreadySent,
+    ServerError,
+)
 
 __all__ = [
+    "DATA_DEFERRED",
+    "DATA_EOF",
+    "DATA_OK",
     "DEFAULT_HEADER_TABLE_SIZE",
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
+    "BaseRequestHandler",
     "HDDeflater",
     "HDInflater",
     "HDTableEntry",
+    "HTTP2Server",
+    "InvalidResponse",
+    "PushError",
+    "ResponseAlreadySent",
+    "ServerError",
     "print_hd_table",
 ]

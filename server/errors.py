@@ -1,0 +1,20 @@
+"""Exceptions the server raises at the call that misuses it."""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base class of the server's own errors."""
+
+
+class ResponseAlreadySent(ServerError):
+    """``send_response`` (or ``push`` after it) on a stream that already answered."""
+
+
+class PushError(ServerError):
+    """A push the client or HTTP/2 does not allow (push disabled, pushed stream...)."""
+
+
+class InvalidResponse(ServerError, ValueError):
+    """A status outside 100-999, a pseudo-header or connection-specific header
+    in ``headers``, or a body of an unsupported type."""

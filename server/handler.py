@@ -1,0 +1,173 @@
+"""BaseRequestHandler: one instance per stream, the API of nghttp2's removed
+Python binding.
+
+Subclass it and override the ``on_*`` callbacks; answer with
+:meth:`BaseRequestHandler.send_response` and push with
+:meth:`BaseRequestHandler.push`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
+
+from .errors import InvalidResponse, PushError, ResponseAlreadySent
+
+if TYPE_CHECKING:
+    from .protocol import HTTP2Protocol
+
+#: Flags a body generator returns with its chunk.
+DATA_OK = 0
+DATA_EOF = 1
+DATA_DEFERRED = 2
+
+HeaderList = List[Tuple[Union[str, bytes], Union[str, bytes]]]
+#: ``callable(size) -> (bytes or None, DATA_OK | DATA_EOF | DATA_DEFERRED)``
+BodyGenerator = Callable[[int], Tuple[Optional[bytes], int]]
+Body = Union[None, str, bytes, io.IOBase, BodyGenerator]
+
+# RFC 9113 section 8.2.2: never sent over HTTP/2.
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+def encode_response_headers(status: int, headers: Optional[HeaderList]) -> list:
+    """``:status`` first, then the caller's fields as lower-case bytes."""
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
+        raise InvalidResponse(f"status must be an int from 100 to 999, not {status!r}")
+    out: list = [(b":status", str(status).encode("ascii"))]
+    if headers:
+        for name, value in headers:
+            name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name).lower()
+            if name_b[:1] == b":":
+                raise InvalidResponse(
+                    f"pseudo-header {name_b.decode('latin-1')!r} cannot be set in headers"
+                )
+            if name_b in _CONNECTION_SPECIFIC:
+                raise InvalidResponse(
+                    f"{name_b.decode('latin-1')!r} is connection-specific and not allowed in HTTP/2"
+                )
+            out.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
+    return out
+
+
+class BaseRequestHandler:
+    """Handles one HTTP/2 stream; the server makes one per request.
+
+    Callbacks, in order: :meth:`on_headers` (request headers arrived),
+    :meth:`on_data` for each body chunk, :meth:`on_request_done` (request
+    complete), :meth:`on_close` (stream closed).  The request is in
+    ``method``, ``path``, ``scheme``, ``host`` (``:authority``, else
+    ``host``) as bytes, and ``headers``: every field, pseudo-headers
+    included, as ``(name, value)`` bytes pairs (cookies joined into one).
+    """
+
+    def __init__(self, http2: HTTP2Protocol, stream_id: int) -> None:
+        self.http2 = http2
+        self.stream_id = stream_id
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.scheme: Optional[bytes] = None
+        self.method: Optional[bytes] = None
+        self.host: Optional[bytes] = None
+        self.path: Optional[bytes] = None
+        self.trailers: Optional[list[tuple[bytes, bytes]]] = None
+        #: The response status, once :meth:`send_response` was called.
+        self.status: Optional[int] = None
+        #: True for the handler of a pushed response.
+        self.pushed = False
+        self.remote_address = http2.client_address
+        self._generator: Optional[BodyGenerator] = None
+        self._reader: Optional[Any] = None
+        self._deferred = False
+        self._body_bytes = 0
+
+    # ---- what the request says ------------------------------------------
+
+    @property
+    def client_address(self) -> Any:
+        """``(host, port)`` of the client."""
+        return self.remote_address
+
+    @property
+    def client_certificate(self) -> Optional[dict]:
+        """The client's TLS certificate (``SSLSocket.getpeercert()``), if any."""
+        return self.http2.client_certificate
+
+    # ---- callbacks to override ------------------------------------------
+
+    def on_headers(self) -> None:
+        """The request's header block arrived."""
+
+    def on_data(self, data: bytes) -> None:
+        """A chunk of the request body arrived."""
+
+    def on_request_done(self) -> None:
+        """The whole request arrived."""
+
+    def on_close(self, error_code: int) -> None:
+        """The stream closed (``error_code`` 0: cleanly)."""
+
+    # ---- answering ------------------------------------------------------
+
+    def send_response(
+        self, status: int = 200, headers: Optional[HeaderList] = None, body: Body = None
+    ) -> None:
+        """Answer the request.
+
+        ``body``: None, str (UTF-8), bytes, a file-like ``io.IOBase`` (read in
+        chunks off the event loop), or a generator ``callable(size) ->
+        (bytes or None, flag)`` with flag ``DATA_OK``, ``DATA_EOF`` or
+        ``DATA_DEFERRED`` (then call :meth:`resume` when data is ready).
+        """
+        if self.status is not None:
+            raise ResponseAlreadySent(f"stream {self.stream_id} has already sent its response")
+        fields = encode_response_headers(status, headers)
+        self.http2.start_response(self, status, fields, body)
+
+    def push(
+        self,
+        path: str,
+        method: str = "GET",
+        request_headers: Optional[HeaderList] = None,
+        status: int = 200,
+        headers: Optional[HeaderList] = None,
+        body: Body = None,
+    ) -> BaseRequestHandler:
+        """Push a response for ``method path`` before answering this request.
+
+        ``:scheme`` and ``:authority`` come from this request.  Returns the
+        pushed stream's handler.  Raises :class:`PushError` when the client
+        disabled push or this is itself a pushed stream, and
+        :class:`ResponseAlreadySent` after :meth:`send_response`.
+        """
+        if self.status is not None:
+            raise ResponseAlreadySent("push() must come before send_response()")
+        if self.pushed:
+            raise PushError("a pushed stream cannot push")
+        if not path or not method:
+            raise PushError("push() needs a path and a method")
+        fields = encode_response_headers(status, headers)  # validate before promising
+        method_b = method.encode("utf-8") if isinstance(method, str) else bytes(method)
+        path_b = path.encode("utf-8") if isinstance(path, str) else bytes(path)
+        request: list = [
+            (b":method", method_b),
+            (b":scheme", self.scheme or b"http"),
+            (b":authority", self.host or b""),
+            (b":path", path_b),
+        ]
+        for name, value in request_headers or ():
+            name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name)
+            if name_b[:1] == b":":
+                raise InvalidResponse("pseudo-headers of a push come from its arguments")
+            request.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
+        promised = self.http2.push_promise(self, request)
+        promised.scheme, promised.host = request[1][1], request[2][1]
+        promised.method, promised.path = method_b, path_b
+        promised.headers = request
+        self.http2.start_response(promised, status, fields, body)
+        return promised
+
+    def resume(self) -> None:
+        """Ask the body generator again after it returned ``DATA_DEFERRED``."""
+        self.http2.resume_body(self)

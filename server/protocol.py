@@ -1,0 +1,435 @@
+"""HTTP2Protocol: one asyncio protocol per connection.
+
+It feeds received bytes to a server :class:`~nghttp2_cffi.Session`, turns
+its events into handler callbacks, and writes what the session produces,
+no further ahead than the transport's write buffer allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from nghttp2_cffi import (
+    DataReceived,
+    DataRequested,
+    ErrorCode,
+    GoAwayReceived,
+    ProtocolError,
+    PushDisabledError,
+    RequestReceived,
+    Session,
+    SettingCode,
+    StreamClosed,
+    TrailersReceived,
+)
+
+from .errors import InvalidResponse, PushError
+from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
+
+if TYPE_CHECKING:
+    from .server import HTTP2Server
+
+log = logging.getLogger("server")
+access_log = logging.getLogger("server.access")
+
+# How much to take from nghttp2 per write: big bodies go out in pieces this
+# size, so the transport's pause_writing() stops them in time.
+WRITE_CHUNK = 256 * 1024
+# Reads of file bodies, off the event loop.
+FILE_CHUNK = 64 * 1024
+
+_INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
+_PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
+_CANCEL = int(ErrorCode.CANCEL)
+_ERROR_BODY = b"Internal Server Error\n"
+
+
+class HTTP2Protocol(asyncio.Protocol):
+    """The server side of one HTTP/2 connection (``http2`` in handlers)."""
+
+    def __init__(self, server: HTTP2Server) -> None:
+        self.server = server
+        self.handler_class = server.handler_class
+        self.transport: Optional[asyncio.Transport] = None
+        self.session: Optional[Session] = None
+        self.handlers: dict[int, BaseRequestHandler] = {}
+        self.client_address: Any = None
+        self.client_certificate: Optional[dict] = None
+        self.scheme = b"http"
+        self._paused = False
+        self._closed = False
+        # True inside data_received and flush, which write on their way out:
+        # responses given there wait for that; others are written at once.
+        self._busy = False
+        self._loop = asyncio.get_running_loop()
+
+    # ---- asyncio.Protocol ----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.client_address = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.scheme = b"https"
+            protocol = ssl_object.selected_alpn_protocol()
+            if protocol != "h2":
+                log.info(
+                    "%s: TLS client did not negotiate h2 (ALPN %r); closing",
+                    _peer(self.client_address),
+                    protocol,
+                )
+                transport.close()
+                self._closed = True
+                return
+            self.client_certificate = ssl_object.getpeercert() or None
+        transport.set_write_buffer_limits(high=WRITE_CHUNK)
+        self.session = Session("server", **self.server.session_options)
+        self.server.connections.add(self)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None:
+            return
+        self._busy = True
+        try:
+            try:
+                events = session.receive_data(data)
+            except ProtocolError as exc:
+                log.info(
+                    "%s: closing the connection: %s (GOAWAY %s)",
+                    _peer(self.client_address),
+                    exc.message,
+                    exc.error_code.name,
+                )
+                events = session.events()
+            if events:
+                self._dispatch(events)
+        finally:
+            self._busy = False
+        self.flush()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self.transport is not None:
+            # A client that does not read gets nothing more read from it either.
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+        self.flush()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        handlers, self.handlers = self.handlers, {}
+        for handler in handlers.values():
+            # The client went away: every open stream is cancelled.
+            self._close_handler(handler, _CANCEL)
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        self.transport = None
+
+    # ---- writing -------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what nghttp2 has for the peer, until the transport pushes back."""
+        session = self.session
+        transport = self.transport
+        if session is None or transport is None or self._closed or self._busy:
+            return
+        self._busy = True
+        try:
+            while not self._paused:
+                data = session.data_to_send(WRITE_CHUNK)
+                events = session.events()
+                if data:
+                    transport.write(data)
+                if events:
+                    self._dispatch(events)
+                elif len(data) < WRITE_CHUNK:
+                    break
+        finally:
+            self._busy = False
+        if self.session is not None and not session.want_read and not session.want_write:
+            self._closed = True
+            transport.close()
+
+    # ---- events to callbacks -------------------------------------------
+
+    def _dispatch(self, events: list) -> None:
+        handlers = self.handlers
+        for event in events:
+            cls = event.__class__
+            if cls is RequestReceived:
+                self._new_request(event)
+            elif cls is DataReceived:
+                handler = handlers.get(event.stream_id)
+                if handler is not None:
+                    if event.data:
+                        self._call(handler, handler.on_data, event.data)
+                    if event.end_stream:
+                        self._call(handler, handler.on_request_done)
+            elif cls is StreamClosed:
+                handler = handlers.pop(event.stream_id, None)
+                if handler is not None:
+                    self._close_handler(handler, event.error_code)
+            elif cls is DataRequested:
+                handler = handlers.get(event.stream_id)
+                if handler is not None:
+                    self._pull_body(handler, event.max_length)
+            elif cls is TrailersReceived:
+                handler = handlers.get(event.stream_id)
+                if handler is not None:
+                    handler.trailers = event.headers
+                    self._call(handler, handler.on_request_done)
+            elif cls is GoAwayReceived:
+                log.debug("%s: GOAWAY %s", _peer(self.client_address), event)
+
+    def _new_request(self, event: RequestReceived) -> None:
+        sid = event.stream_id
+        handler = self.handler_class(self, sid)
+        handler._started = time.monotonic()  # type: ignore[attr-defined]
+        headers = handler.headers
+        cookies = []
+        for field in event.headers:
+            name = field[0]
+            if name[:1] == b":":
+                if name == b":method":
+                    handler.method = field[1]
+                elif name == b":path":
+                    handler.path = field[1]
+                elif name == b":scheme":
+                    handler.scheme = field[1]
+                elif name == b":authority":
+                    handler.host = field[1]
+            elif name == b"cookie":
+                cookies.append(field[1])
+                continue
+            elif name == b"host" and handler.host is None:
+                handler.host = field[1]
+            headers.append(field)
+        if cookies:
+            headers.append((b"cookie", b"; ".join(cookies)))
+        if handler.host is None:
+            self.session.reset_stream(sid, _PROTOCOL_ERROR)  # type: ignore[union-attr]
+            return
+        self.handlers[sid] = handler
+        if self._call(handler, handler.on_headers) and event.end_stream:
+            self._call(handler, handler.on_request_done)
+
+    def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
+        """Run a handler callback; on an exception answer 500 or reset."""
+        try:
+            method(*args)
+            return True
+        except Exception:
+            log.exception(
+                "%s: handler %s failed on stream %d",
+                _peer(self.client_address),
+                type(handler).__name__,
+                handler.stream_id,
+            )
+            self._fail(handler)
+            return False
+
+    def _fail(self, handler: BaseRequestHandler) -> None:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers:
+            return
+        if handler.status is None:
+            handler.status = 500
+            handler._generator = handler._reader = None
+            try:
+                session.send_response(
+                    handler.stream_id,
+                    [(b":status", b"500"), (b"content-type", b"text/plain")],
+                    _ERROR_BODY,
+                )
+                return
+            except Exception:  # noqa: BLE001 - the stream is past answering
+                log.debug("cannot send 500 on stream %d", handler.stream_id, exc_info=True)
+        try:
+            session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
+        except Exception:  # noqa: BLE001 - already closed
+            log.debug("cannot reset stream %d", handler.stream_id, exc_info=True)
+
+    def _close_handler(self, handler: BaseRequestHandler, error_code: int) -> None:
+        reader = handler._reader
+        handler._generator = handler._reader = None
+        if reader is not None and getattr(handler, "_owns_reader", False):
+            reader.close()
+        try:
+            handler.on_close(error_code)
+        except Exception:
+            log.exception("handler %s failed in on_close", type(handler).__name__)
+        if self.server.access_log and handler.status is not None:
+            self._log_access(handler, error_code)
+
+    def _log_access(self, handler: BaseRequestHandler, error_code: int) -> None:
+        started = getattr(handler, "_started", None)
+        duration = (time.monotonic() - started) * 1000 if started else 0.0
+        access_log.info(
+            '%s "%s %s HTTP/2" %s %d %s %.1fms%s',
+            _peer(self.client_address),
+            (handler.method or b"-").decode("latin-1"),
+            (handler.path or b"-").decode("latin-1"),
+            handler.status,
+            handler._body_bytes,
+            "P" if handler.pushed else "-",
+            duration,
+            f" reset={ErrorCode(error_code).name}" if error_code else "",
+        )
+
+    # ---- responses (called by handlers) ------------------------------------
+
+    def start_response(
+        self, handler: BaseRequestHandler, status: int, fields: list, body: Any
+    ) -> None:
+        session = self.session
+        if session is None:
+            raise ConnectionError("the connection is closed")
+        sid = handler.stream_id
+        if body is None or body.__class__ is bytes:
+            handler._body_bytes = len(body) if body else 0
+            session.send_response(sid, fields, body)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+            handler._body_bytes = len(body)
+            session.send_response(sid, fields, body)
+        elif isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+            handler._body_bytes = len(body)
+            session.send_response(sid, fields, body)
+        elif isinstance(body, io.BytesIO):
+            data = body.read()
+            handler._body_bytes = len(data)
+            session.send_response(sid, fields, data)
+        elif isinstance(body, io.IOBase):
+            handler._reader = body
+            session.send_response(sid, fields, end_stream=False)
+        elif callable(body):
+            handler._generator = body
+            session.send_response(sid, fields, end_stream=False)
+        else:
+            raise InvalidResponse(
+                "body must be None, str, bytes, an io.IOBase or a generator "
+                f"callable(size) -> (data, flag), not {type(body).__name__}"
+            )
+        handler.status = status
+        if not self._busy:
+            self.flush()
+
+    def push_promise(self, handler: BaseRequestHandler, request: list) -> BaseRequestHandler:
+        session = self.session
+        if session is None:
+            raise ConnectionError("the connection is closed")
+        if not session.remote_settings[SettingCode.ENABLE_PUSH]:
+            raise PushError("the client disabled server push (SETTINGS_ENABLE_PUSH = 0)")
+        try:
+            promised_id = session.push_promise(handler.stream_id, request)
+        except PushDisabledError as exc:
+            raise PushError("the client disabled server push") from exc
+        promised = self.handler_class(self, promised_id)
+        promised.pushed = True
+        promised._started = time.monotonic()  # type: ignore[attr-defined]
+        self.handlers[promised_id] = promised
+        return promised
+
+    def resume_body(self, handler: BaseRequestHandler) -> None:
+        if handler._deferred and handler.stream_id in self.handlers:
+            handler._deferred = False
+            self._pull_body(handler, 16384)
+            if not self._busy:
+                self.flush()
+
+    def _pull_body(self, handler: BaseRequestHandler, max_length: int) -> None:
+        session = self.session
+        if session is None:
+            return
+        sid = handler.stream_id
+        generator = handler._generator
+        if generator is not None:
+            try:
+                data, flag = generator(max_length)
+            except Exception:
+                log.exception("body generator of stream %d failed", sid)
+                self._fail(handler)
+                return
+            if data:
+                handler._body_bytes += len(data)
+            if flag == DATA_EOF:
+                handler._generator = None
+                session.send_data(sid, data or b"", end_stream=True)
+            elif flag == DATA_DEFERRED:
+                if data:
+                    session.send_data(sid, data)
+                handler._deferred = True
+            elif data:
+                session.send_data(sid, data)
+            else:
+                # DATA_OK with nothing: ask again on the next loop iteration.
+                self._loop.call_soon(self._repull, handler, max_length)
+            return
+        reader = handler._reader
+        if reader is not None:
+            future = self._loop.run_in_executor(None, reader.read, FILE_CHUNK)
+            future.add_done_callback(lambda f: self._file_chunk(handler, f))
+
+    def _repull(self, handler: BaseRequestHandler, max_length: int) -> None:
+        if handler.stream_id in self.handlers:
+            self._pull_body(handler, max_length)
+            self.flush()
+
+    def _file_chunk(self, handler: BaseRequestHandler, future: asyncio.Future) -> None:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers or handler._reader is None:
+            return
+        exc = future.exception()
+        if exc is not None:
+            log.error("reading the body of stream %d failed: %r", handler.stream_id, exc)
+            self._fail(handler)
+        else:
+            data = future.result()
+            if data:
+                handler._body_bytes += len(data)
+                session.send_data(handler.stream_id, data)
+            else:
+                handler._reader = None
+                session.end_stream(handler.stream_id)
+        self.flush()
+
+    # ---- shutdown ------------------------------------------------------
+
+    def send_shutdown_notice(self) -> None:
+        if self.session is not None and not self._closed:
+            self.session.send_shutdown_notice()
+            self.flush()
+
+    def send_final_goaway(self) -> None:
+        if self.session is not None and not self._closed:
+            self.session.send_goaway(ErrorCode.NO_ERROR)
+            self.flush()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)

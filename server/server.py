@@ -1,0 +1,191 @@
+"""HTTP2Server: listens, makes one HTTP2Protocol per connection, shuts down
+gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl as _ssl
+from typing import Any, Mapping, Optional
+
+from nghttp2_cffi import SettingCode
+
+from .handler import BaseRequestHandler
+from .protocol import HTTP2Protocol
+
+log = logging.getLogger("server")
+
+#: SETTINGS the server announces unless told otherwise.
+DEFAULT_SETTINGS: dict[int, int] = {
+    SettingCode.MAX_CONCURRENT_STREAMS: 100,
+}
+#: Seconds between the shutdown notice (GOAWAY 2^31-1) and the final GOAWAY:
+#: time for requests already on the wire to arrive.
+SHUTDOWN_NOTICE_DELAY = 0.2
+
+
+class HTTP2Server:
+    """An HTTP/2 server: ``HTTP2Server(address, RequestHandlerClass, ssl=None)``.
+
+    ``address`` is ``(host, port)``; host ``None`` (or ``""``) listens on all
+    interfaces, port 0 picks a free port (see :attr:`address`).  ``ssl``: an
+    ``ssl.SSLContext`` for TLS (ALPN ``h2`` is set on it), or None for h2c
+    with prior knowledge.
+
+    Blocking use: :meth:`serve_forever` (SIGINT/SIGTERM shut it down
+    gracefully).  Inside a running loop: ``await server.start()`` or
+    ``async with server:``, then :meth:`shutdown` or :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        address: tuple[Optional[str], int],
+        RequestHandlerClass: type[BaseRequestHandler],  # noqa: N803 - the old API's name
+        ssl: Optional[_ssl.SSLContext] = None,
+        *,
+        settings: Optional[Mapping[int, int]] = None,
+        access_log: bool = True,
+        shutdown_timeout: float = 30.0,
+        backlog: int = 1024,
+    ) -> None:
+        if not (isinstance(RequestHandlerClass, type) and
+                issubclass(RequestHandlerClass, BaseRequestHandler)):
+            raise TypeError("RequestHandlerClass must be a subclass of BaseRequestHandler")
+        host, port = address
+        self.host = host or None
+        self.port = port
+        self.handler_class = RequestHandlerClass
+        self.ssl = ssl
+        if ssl is not None:
+            ssl.set_alpn_protocols(["h2"])
+        self.access_log = access_log
+        self.shutdown_timeout = shutdown_timeout
+        self.backlog = backlog
+        self.session_options: dict[str, Any] = {
+            "settings": dict(DEFAULT_SETTINGS if settings is None else settings),
+        }
+        self.connections: set[HTTP2Protocol] = set()
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._closed: Optional[asyncio.Event] = None
+
+    # ---- starting ------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (in the running loop)."""
+        if self._server is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        self._server = await loop.create_server(
+            lambda: HTTP2Protocol(self),
+            host=self.host,
+            port=self.port,
+            ssl=self.ssl,
+            reuse_address=True,
+            backlog=self.backlog,
+        )
+        log.info("listening on %s", self.url)
+
+    @property
+    def sockets(self) -> tuple:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)`` of the first listening socket."""
+        if not self.sockets:
+            raise RuntimeError("the server is not listening; call start() first")
+        host, port = self.sockets[0].getsockname()[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        if self.host is None:
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.ssl else 'http'}://{host}:{port}/"
+
+    async def __aenter__(self) -> HTTP2Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def serve(self) -> None:
+        """Start if needed, then wait until :meth:`shutdown` or :meth:`close`."""
+        await self.start()
+        assert self._closed is not None
+        await self._closed.wait()
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+        try:
+            asyncio.run(self._serve_until_signal())
+        except KeyboardInterrupt:
+            pass
+
+    async def _serve_until_signal(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or not a Unix loop
+        try:
+            assert self._closed is not None
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._closed.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if stop.is_set():
+                log.info("signal received: shutting down")
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+
+    # ---- stopping ------------------------------------------------------
+
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop listening, tell clients with GOAWAY, let in-flight streams
+        finish (at most ``timeout`` seconds, default ``shutdown_timeout``),
+        then close every connection."""
+        if self._server is None:
+            return
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        self._server.close()
+        connections = list(self.connections)
+        for conn in connections:
+            conn.send_shutdown_notice()
+        if connections:
+            await asyncio.sleep(min(SHUTDOWN_NOTICE_DELAY, timeout))
+        for conn in list(self.connections):
+            conn.send_final_goaway()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.connections:
+            log.warning("shutdown: aborting %d connection(s) after %.1fs", len(self.connections),
+                        timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection now."""
+        if self._server is None:
+            return
+        self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        self.connections.clear()
+        self._server = None
+        if self._closed is not None:
+            self._closed.set()
