@@ -48,6 +48,7 @@ typedef ssize_t n2c_ssize;
  * the stream asks for more (N2C_EV_WANT_DATA) or closes. */
 typedef struct n2c_stream {
   struct n2c_stream *prev, *next;
+  int32_t stream_id; /* 0 until known (a request's id comes from submit) */
   const uint8_t *data;
   size_t len, pos;
   int eof;
@@ -215,6 +216,21 @@ static n2c_stream *n2c_stream_new(n2c_session *s, const char *body,
   st->prev = &s->streams;
   s->streams.next->prev = st;
   s->streams.next = st;
+  return st;
+}
+
+/* A stream's body.  A request's stream exists in nghttp2 only once its
+ * HEADERS are sent, so until then it is found in the list. */
+static n2c_stream *n2c_find_stream(n2c_session *s, int32_t stream_id) {
+  n2c_stream *st = nghttp2_session_get_stream_user_data(s->session, stream_id);
+  if (st == NULL) {
+    for (st = s->streams.next; st != &s->streams; st = st->next) {
+      if (st->stream_id == stream_id) {
+        return st;
+      }
+    }
+    return NULL;
+  }
   return st;
 }
 
@@ -542,6 +558,8 @@ int32_t n2c_submit_request(n2c_session *s, const char *hdrs, size_t hdrslen,
                             st ? &prd : NULL, st);
     if (rv < 0 && st) {
       n2c_stream_free(st);
+    } else if (st) {
+      st->stream_id = rv;
     }
   }
   N2C_NV_END
@@ -564,6 +582,7 @@ int n2c_submit_response(n2c_session *s, int32_t stream_id, const char *hdrs,
     rv = N2C_SUBMIT_RESPONSE(s->session, stream_id, nva, nfields,
                              st ? &prd : NULL);
     if (rv == 0 && st) {
+      st->stream_id = stream_id;
       rv = nghttp2_session_set_stream_user_data(s->session, stream_id, st);
     }
   }
@@ -599,7 +618,7 @@ int32_t n2c_submit_push_promise(n2c_session *s, int32_t stream_id,
 
 int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
                 size_t len, int eof) {
-  n2c_stream *st = nghttp2_session_get_stream_user_data(s->session, stream_id);
+  n2c_stream *st = n2c_find_stream(s, stream_id);
   int rv;
   if (st == NULL) {
     return NGHTTP2_ERR_STREAM_CLOSED;
@@ -616,7 +635,7 @@ int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
 
 int n2c_set_trailers(n2c_session *s, int32_t stream_id, const char *hdrs,
                      size_t hdrslen, size_t nfields) {
-  n2c_stream *st = nghttp2_session_get_stream_user_data(s->session, stream_id);
+  n2c_stream *st = n2c_find_stream(s, stream_id);
   uint8_t *copy;
   if (st == NULL) {
     return NGHTTP2_ERR_STREAM_CLOSED;
@@ -634,7 +653,7 @@ int n2c_set_trailers(n2c_session *s, int32_t stream_id, const char *hdrs,
 }
 
 int n2c_has_body(n2c_session *s, int32_t stream_id) {
-  return nghttp2_session_get_stream_user_data(s->session, stream_id) != NULL;
+  return n2c_find_stream(s, stream_id) != NULL;
 }
 
 /* ---- options from newer libraries ---------------------------------------- */
