@@ -124,11 +124,13 @@ class HTTP2Server:
     def serve_forever(self) -> None:
         """Serve until SIGINT or SIGTERM, then shut down gracefully."""
         try:
-            asyncio.run(self._serve_until_signal())
+            asyncio.run(self.serve_until_signal())
         except KeyboardInterrupt:
             pass
 
-    async def _serve_until_signal(self) -> None:
+    async def serve_until_signal(self) -> None:
+        """Start if needed, serve until SIGINT/SIGTERM (or shutdown()), then
+        shut down gracefully."""
         await self.start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

@@ -1,0 +1,108 @@
+"""``python -m server``: serve a directory, the demo page, or your handler
+over HTTP/2 (TLS by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from typing import Optional
+
+from .files import DemoHandler, directory_handler
+from .handler import BaseRequestHandler
+from .server import HTTP2Server
+from .tls import development_context, server_context
+
+
+def _load_handler(spec: str) -> type[BaseRequestHandler]:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"--handler takes module:Class, not {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"cannot load handler {spec!r}: {exc}") from exc
+    if not (isinstance(obj, type) and issubclass(obj, BaseRequestHandler)):
+        raise SystemExit(f"{spec} is not a subclass of BaseRequestHandler")
+    return obj
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="An HTTP/2 server on nghttp2. With no DIRECTORY and no --handler it "
+        "serves a demo page and pushes its stylesheet.",
+    )
+    parser.add_argument("directory", nargs="?", help="serve the files below this folder")
+    parser.add_argument("--handler", metavar="MODULE:CLASS",
+                        help="serve with your BaseRequestHandler subclass")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; '' for all)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default 8443 with TLS, 8080 with --no-tls)")
+    parser.add_argument("--no-tls", action="store_true",
+                        help="HTTP/2 over cleartext (h2c, prior knowledge)")
+    parser.add_argument("--cert", help="certificate chain (PEM); default: a self-signed one")
+    parser.add_argument("--key", help="private key (PEM) for --cert")
+    parser.add_argument("--no-access-log", action="store_true", help="no line per response")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    if args.directory and args.handler:
+        parser.error("give a DIRECTORY or --handler, not both")
+    if args.key and not args.cert:
+        parser.error("--key goes with --cert")
+    if args.no_tls and args.cert:
+        parser.error("--cert makes no sense with --no-tls")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if args.handler:
+        handler, what = _load_handler(args.handler), args.handler
+    elif args.directory:
+        handler, what = directory_handler(args.directory), f"the folder {args.directory}"
+    else:
+        handler, what = DemoHandler, "the demo page"
+
+    if args.no_tls:
+        context, tls_note = None, "HTTP/2 over cleartext, prior knowledge"
+    elif args.cert:
+        context, tls_note = server_context(args.cert, args.key), "HTTP/2 over TLS"
+    else:
+        context = development_context()
+        tls_note = "HTTP/2 over TLS, self-signed development certificate"
+    port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
+    server = HTTP2Server((args.host, port), handler, ssl=context,
+                         access_log=not args.no_access_log)
+
+    async def run() -> None:
+        await server.start()
+        url = server.url
+        curl = f"curl --http2-prior-knowledge {url}" if args.no_tls else (
+            f"curl --http2 {'-k ' if not args.cert else ''}{url}")
+        print(f"Serving {what} on {url} ({tls_note})", flush=True)
+        print(f"Try:  {curl}\n      nghttp -v {url}\nCtrl-C stops.", flush=True)
+        await server.serve_until_signal()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
