@@ -573,7 +573,14 @@ int n2c_submit_response(n2c_session *s, int32_t stream_id, const char *hdrs,
   n2c_stream *st;
   int rv;
   N2C_NV_BEGIN(hdrs, hdrslen, nfields)
-  rv = n2c_make_provider(s, &prd, &st, body_kind, body, bodylen, eof);
+  /* nghttp2 queues a response on a closed or unknown stream and drops it
+   * when sending: refuse it now, before a body is attached to it. */
+  st = NULL;
+  rv = nghttp2_session_get_stream_local_close(s->session, stream_id);
+  rv = rv < 0 ? NGHTTP2_ERR_STREAM_CLOSED : rv ? NGHTTP2_ERR_STREAM_SHUT_WR : 0;
+  if (rv == 0) {
+    rv = n2c_make_provider(s, &prd, &st, body_kind, body, bodylen, eof);
+  }
   if (rv == 0 && st &&
       nghttp2_session_get_stream_user_data(s->session, stream_id) != NULL) {
     rv = NGHTTP2_ERR_DATA_EXIST;

@@ -14,7 +14,17 @@ from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 from . import events as ev
 from ._nghttp2 import ffi, lib
 from .enums import ErrorCode, SettingCode
-from .errors import CallbackError, ProtocolError, StreamStateError, check, error_for
+from .errors import (
+    CallbackError,
+    InvalidArgumentError,
+    ProtocolError,
+    PushDisabledError,
+    SessionClosingError,
+    StreamClosedError,
+    StreamStateError,
+    check,
+    error_for,
+)
 
 HeaderInput = Iterable[Tuple[Union[bytes, str], Union[bytes, str]]]
 BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
@@ -197,6 +207,14 @@ class Session:
     @property
     def raw(self) -> Any:
         """The ``nghttp2_session *``, for calls through ``lib``."""
+        return self._live
+
+    @property
+    def _live(self) -> Any:
+        # The nghttp2_session *, or a clear error once closed: nghttp2 itself
+        # would dereference the NULL pointer left by close().
+        if self._s is None:
+            raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")
         return self._raw
 
     # ---- receiving -----------------------------------------------------
@@ -315,11 +333,11 @@ class Session:
 
     @property
     def want_read(self) -> bool:
-        return bool(lib.nghttp2_session_want_read(self._raw))
+        return bool(lib.nghttp2_session_want_read(self._live))
 
     @property
     def want_write(self) -> bool:
-        return bool(self._pending_out) or bool(lib.nghttp2_session_want_write(self._raw))
+        return bool(self._pending_out) or bool(lib.nghttp2_session_want_write(self._live))
 
     def send_request(
         self,
@@ -397,6 +415,8 @@ class Session:
 
     def send_headers(self, stream_id: int, headers: HeaderInput, *, end_stream: bool = False) -> None:
         """A HEADERS frame on an open stream: a 1xx response, for instance."""
+        if self.side == "server":
+            _check_can_send(self._live, stream_id)
         block, n = encode_headers(headers)
         check(lib.n2c_submit_headers(self._s, stream_id, end_stream, block, len(block), n))
 
@@ -479,25 +499,33 @@ class Session:
     def push_promise(self, stream_id: int, headers: HeaderInput) -> int:
         """Promise a pushed request on ``stream_id``; returns the new stream's id.
 
-        Answer it with :meth:`send_response` on that id.
+        Answer it with :meth:`send_response` on that id.  Raises
+        :class:`~nghttp2_cffi.errors.PushDisabledError` when the client set
+        SETTINGS_ENABLE_PUSH to 0 (nghttp2 would drop the frame silently).
         """
+        raw = self._live
+        if self.side != "server":
+            raise InvalidArgumentError(lib.NGHTTP2_ERR_PROTO, "only a server can push")
+        if not lib.nghttp2_session_get_remote_settings(raw, lib.NGHTTP2_SETTINGS_ENABLE_PUSH):
+            raise PushDisabledError(lib.NGHTTP2_ERR_PUSH_DISABLED)
+        _check_can_send(raw, stream_id)
         block, n = encode_headers(headers)
         return check(lib.n2c_submit_push_promise(self._s, stream_id, block, len(block), n))
 
     def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
-        check(lib.nghttp2_submit_rst_stream(self._raw, 0, stream_id, error_code))
+        check(lib.nghttp2_submit_rst_stream(self._live, 0, stream_id, error_code))
 
     def update_settings(self, settings: Mapping[int, int]) -> None:
         entries = ffi.new("nghttp2_settings_entry[]", len(settings))
         for i, (key, value) in enumerate(settings.items()):
             entries[i].settings_id = int(key)
             entries[i].value = int(value)
-        check(lib.nghttp2_submit_settings(self._raw, 0, entries, len(settings)))
+        check(lib.nghttp2_submit_settings(self._live, 0, entries, len(settings)))
 
     def ping(self, data: bytes = b"\0" * 8) -> None:
         if len(data) != 8:
             raise ValueError("PING data must be 8 bytes")
-        check(lib.nghttp2_submit_ping(self._raw, 0, data))
+        check(lib.nghttp2_submit_ping(self._live, 0, data))
 
     def send_goaway(
         self,
@@ -509,10 +537,10 @@ class Session:
         """GOAWAY: with the default ``last_stream_id`` (the last stream the
         peer opened), streams in flight finish and no new ones start."""
         if last_stream_id is None:
-            last_stream_id = lib.nghttp2_session_get_last_proc_stream_id(self._raw)
+            last_stream_id = lib.nghttp2_session_get_last_proc_stream_id(self._live)
         check(
             lib.nghttp2_submit_goaway(
-                self._raw, 0, last_stream_id, error_code, debug_data or ffi.NULL, len(debug_data)
+                self._live, 0, last_stream_id, error_code, debug_data or ffi.NULL, len(debug_data)
             )
         )
 
@@ -520,11 +548,11 @@ class Session:
         """The first GOAWAY of a graceful shutdown (server side): stream id
         2^31-1, so the client stops opening streams; follow it with
         :meth:`send_goaway` once the in-flight ones are known."""
-        check(lib.nghttp2_submit_shutdown_notice(self._raw))
+        check(lib.nghttp2_submit_shutdown_notice(self._live))
 
     def terminate(self, error_code: int = ErrorCode.NO_ERROR) -> None:
         """GOAWAY, then close once it is sent: ``want_read``/``want_write`` fall."""
-        check(lib.nghttp2_session_terminate_session(self._raw, error_code))
+        check(lib.nghttp2_session_terminate_session(self._live, error_code))
 
     # ---- flow control and state ------------------------------------------
 
@@ -532,50 +560,64 @@ class Session:
         """Count ``amount`` received body bytes of ``stream_id`` as consumed
         (``auto_window_update=False`` only); the peer may then send as much."""
         if amount:
-            rv = lib.nghttp2_session_consume(self._raw, stream_id, amount)
+            rv = lib.nghttp2_session_consume(self._live, stream_id, amount)
             if rv < 0 and rv != lib.NGHTTP2_ERR_INVALID_ARGUMENT:
                 check(rv)
             if rv == lib.NGHTTP2_ERR_INVALID_ARGUMENT:
                 # The stream is gone: the connection window still counts.
-                check(lib.nghttp2_session_consume_connection(self._raw, amount))
+                check(lib.nghttp2_session_consume_connection(self._live, amount))
 
     def local_window_size(self, stream_id: int = 0) -> int:
         if stream_id:
-            return check(lib.nghttp2_session_get_stream_local_window_size(self._raw, stream_id))
-        return check(lib.nghttp2_session_get_local_window_size(self._raw))
+            return check(lib.nghttp2_session_get_stream_local_window_size(self._live, stream_id))
+        return check(lib.nghttp2_session_get_local_window_size(self._live))
 
     def remote_window_size(self, stream_id: int = 0) -> int:
         if stream_id:
-            return check(lib.nghttp2_session_get_stream_remote_window_size(self._raw, stream_id))
-        return check(lib.nghttp2_session_get_remote_window_size(self._raw))
+            return check(lib.nghttp2_session_get_stream_remote_window_size(self._live, stream_id))
+        return check(lib.nghttp2_session_get_remote_window_size(self._live))
 
     @property
     def remote_settings(self) -> dict[SettingCode, int]:
         return {
-            code: lib.nghttp2_session_get_remote_settings(self._raw, code) for code in SettingCode
+            code: lib.nghttp2_session_get_remote_settings(self._live, code) for code in SettingCode
         }
 
     @property
     def local_settings(self) -> dict[SettingCode, int]:
         return {
-            code: lib.nghttp2_session_get_local_settings(self._raw, code) for code in SettingCode
+            code: lib.nghttp2_session_get_local_settings(self._live, code) for code in SettingCode
         }
 
     @property
     def next_stream_id(self) -> int:
-        return int(lib.nghttp2_session_get_next_stream_id(self._raw))
+        return int(lib.nghttp2_session_get_next_stream_id(self._live))
 
     @property
     def last_processed_stream_id(self) -> int:
-        return int(lib.nghttp2_session_get_last_proc_stream_id(self._raw))
+        return int(lib.nghttp2_session_get_last_proc_stream_id(self._live))
 
     @property
     def outbound_queue_size(self) -> int:
-        return int(lib.nghttp2_session_get_outbound_queue_size(self._raw))
+        return int(lib.nghttp2_session_get_outbound_queue_size(self._live))
 
     def has_open_body(self, stream_id: int) -> bool:
         """Whether the stream still has body data queued or to come."""
         return stream_id in self._bodies
+
+
+def _check_can_send(raw: Any, stream_id: int) -> None:
+    """Raise when our side of the stream is closed or the stream unknown:
+    nghttp2 would accept the frame and drop it when sending."""
+    state = lib.nghttp2_session_get_stream_local_close(raw, stream_id)
+    if state < 0:
+        raise StreamClosedError(
+            lib.NGHTTP2_ERR_STREAM_CLOSED, f"stream {stream_id} is closed or unknown"
+        )
+    if state:
+        raise StreamClosedError(
+            lib.NGHTTP2_ERR_STREAM_SHUT_WR, f"stream {stream_id} is closed for sending"
+        )
 
 
 def _no_body(stream_id: int) -> Exception:
