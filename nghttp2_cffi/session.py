@@ -567,6 +567,11 @@ class Session:
                 # The stream is gone: the connection window still counts.
                 check(lib.nghttp2_session_consume_connection(self._live, amount))
 
+    def set_local_window_size(self, size: int, stream_id: int = 0) -> None:
+        """Set our receive window (of the connection by default) to ``size``,
+        sending the WINDOW_UPDATE that opens it."""
+        check(lib.nghttp2_session_set_local_window_size(self._live, 0, stream_id, size))
+
     def local_window_size(self, stream_id: int = 0) -> int:
         if stream_id:
             return check(lib.nghttp2_session_get_stream_local_window_size(self._live, stream_id))
