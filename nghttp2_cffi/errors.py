@@ -65,6 +65,10 @@ class CallbackError(NGHTTP2Error):
     """A callback failed; the exception it raised is the ``__cause__``."""
 
 
+class OutOfMemoryError(NGHTTP2Error, MemoryError):
+    """libnghttp2 could not allocate memory (``NGHTTP2_ERR_NOMEM``)."""
+
+
 def strerror(code: int) -> str:
     return ffi.string(lib.nghttp2_strerror(code)).decode("ascii", "replace")
 
@@ -87,12 +91,20 @@ _BY_CODE: dict[int, type[NGHTTP2Error]] = {
     lib.NGHTTP2_ERR_SESSION_CLOSING: SessionClosingError,
     lib.NGHTTP2_ERR_GOAWAY_ALREADY_SENT: SessionClosingError,
     lib.NGHTTP2_ERR_CALLBACK_FAILURE: CallbackError,
+    lib.NGHTTP2_ERR_NOMEM: OutOfMemoryError,
+    # Only submit_* functions return it, called on the wrong side (a request
+    # from a server, a response or a push from a client); nghttp2_session_
+    # mem_recv reports protocol violations by queueing GOAWAY instead.
+    lib.NGHTTP2_ERR_PROTO: InvalidArgumentError,
+}
+
+_MESSAGES: dict[int, str] = {
+    lib.NGHTTP2_ERR_PROTO: "Protocol error: not allowed on this side (client or server)",
 }
 
 # What the session sends the peer when mem_recv fails with these.
 PROTOCOL_ERRORS: dict[int, ErrorCode] = {
     lib.NGHTTP2_ERR_BAD_CLIENT_MAGIC: ErrorCode.PROTOCOL_ERROR,
-    lib.NGHTTP2_ERR_PROTO: ErrorCode.PROTOCOL_ERROR,
     lib.NGHTTP2_ERR_HEADER_COMP: ErrorCode.COMPRESSION_ERROR,
     lib.NGHTTP2_ERR_FLOW_CONTROL: ErrorCode.FLOW_CONTROL_ERROR,
     lib.NGHTTP2_ERR_FRAME_SIZE_ERROR: ErrorCode.FRAME_SIZE_ERROR,
@@ -104,12 +116,10 @@ PROTOCOL_ERRORS: dict[int, ErrorCode] = {
 
 def error_for(code: int) -> NGHTTP2Error:
     """The exception for a negative nghttp2 return value."""
-    if code == lib.NGHTTP2_ERR_NOMEM:
-        return MemoryError(strerror(code))  # type: ignore[return-value]
     if code in PROTOCOL_ERRORS:
         cls = FloodedError if code == lib.NGHTTP2_ERR_FLOODED else ProtocolError
         return cls(code, PROTOCOL_ERRORS[code])
-    return _BY_CODE.get(code, NGHTTP2Error)(code)
+    return _BY_CODE.get(code, NGHTTP2Error)(code, _MESSAGES.get(code))
 
 
 def check(rv: int) -> int:

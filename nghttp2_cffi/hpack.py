@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List
 
 from ._nghttp2 import ffi, lib
-from .errors import check
+from .errors import OutOfMemoryError, check
 from .events import Headers
 from .session import HeaderInput, encode_headers
 
@@ -83,7 +83,7 @@ class HDInflater:
     def __init__(self) -> None:
         inf = lib.n2c_inflater_new()
         if inf == ffi.NULL:
-            raise MemoryError("cannot create an HPACK inflater")
+            raise OutOfMemoryError(lib.NGHTTP2_ERR_NOMEM, "cannot create an HPACK inflater")
         self._inf = ffi.gc(inf, lib.n2c_inflater_del)
         self._raw = lib.n2c_inflater_raw(inf)
 
