@@ -81,6 +81,10 @@ class BaseRequestHandler:
         self._reader: Optional[Any] = None
         self._deferred = False
         self._body_bytes = 0
+        self._received = 0
+        # Loop times: the request's arrival; it or the body's last deferral.
+        self._started = 0.0
+        self._progress_at = 0.0
 
     # ---- what the request says ------------------------------------------
 

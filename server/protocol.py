@@ -11,7 +11,6 @@ import asyncio
 import io
 import logging
 import socket
-import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from nghttp2_cffi import (
@@ -24,6 +23,7 @@ from nghttp2_cffi import (
     RequestReceived,
     Session,
     SettingCode,
+    SettingsAcknowledged,
     StreamClosed,
     TrailersReceived,
 )
@@ -47,6 +47,8 @@ _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
 _ERROR_BODY = b"Internal Server Error\n"
+_TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
+_TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
 class HTTP2Protocol(asyncio.Protocol):
@@ -67,6 +69,13 @@ class HTTP2Protocol(asyncio.Protocol):
         # responses given there wait for that; others are written at once.
         self._busy = False
         self._loop = asyncio.get_running_loop()
+        self.limits = server.limits
+        # Timeouts: one timer per connection ticks over every deadline.
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._opened_at = 0.0
+        self._idle_since: Optional[float] = None
+        self._settings_acked = False
+        self._requests = 0
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -91,9 +100,21 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._closed = True
                 return
             self.client_certificate = ssl_object.getpeercert() or None
+        max_connections = self.limits.max_connections
+        if max_connections is not None and len(self.server.connections) >= max_connections:
+            log.warning("%s: refused: %d connections open", _peer(self.client_address),
+                        max_connections)
+            transport.close()
+            self._closed = True
+            return
         transport.set_write_buffer_limits(high=WRITE_CHUNK)
         self.session = Session("server", **self.server.session_options)
+        window = self.limits.connection_window_size
+        if window and window > 65535:
+            self.session.set_local_window_size(window)
         self.server.connections.add(self)
+        self._opened_at = self._idle_since = self._loop.time()
+        self._arm_timer()
         self.flush()
 
     def data_received(self, data: bytes) -> None:
@@ -132,6 +153,9 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.server.connections.discard(self)
         handlers, self.handlers = self.handlers, {}
         for handler in handlers.values():
@@ -179,6 +203,9 @@ class HTTP2Protocol(asyncio.Protocol):
                 handler = handlers.get(event.stream_id)
                 if handler is not None:
                     if event.data:
+                        handler._received += len(event.data)
+                        if self._body_too_large(handler, handler._received):
+                            continue
                         self._call(handler, handler.on_data, event.data)
                     if event.end_stream:
                         self._call(handler, handler.on_request_done)
@@ -186,6 +213,8 @@ class HTTP2Protocol(asyncio.Protocol):
                 handler = handlers.pop(event.stream_id, None)
                 if handler is not None:
                     self._close_handler(handler, event.error_code)
+                    if not handlers:
+                        self._idle_since = self._loop.time()
             elif cls is DataRequested:
                 handler = handlers.get(event.stream_id)
                 if handler is not None:
@@ -195,13 +224,15 @@ class HTTP2Protocol(asyncio.Protocol):
                 if handler is not None:
                     handler.trailers = event.headers
                     self._call(handler, handler.on_request_done)
+            elif cls is SettingsAcknowledged:
+                self._settings_acked = True
             elif cls is GoAwayReceived:
                 log.debug("%s: GOAWAY %s", _peer(self.client_address), event)
 
     def _new_request(self, event: RequestReceived) -> None:
         sid = event.stream_id
         handler = self.handler_class(self, sid)
-        handler._started = time.monotonic()  # type: ignore[attr-defined]
+        handler._started = handler._progress_at = self._loop.time()
         headers = handler.headers
         cookies = []
         for field in event.headers:
@@ -227,8 +258,34 @@ class HTTP2Protocol(asyncio.Protocol):
             self.session.reset_stream(sid, _PROTOCOL_ERROR)  # type: ignore[union-attr]
             return
         self.handlers[sid] = handler
+        self._requests += 1
+        self._idle_since = None
+        if self.limits.max_body_size is not None and not event.end_stream:
+            length = _content_length(headers)
+            if length is not None and self._body_too_large(handler, length):
+                return
         if self._call(handler, handler.on_headers) and event.end_stream:
             self._call(handler, handler.on_request_done)
+
+    def _body_too_large(self, handler: BaseRequestHandler, size: int) -> bool:
+        """413 (or RST_STREAM once answering) when ``size`` passes the limit."""
+        limit = self.limits.max_body_size
+        if limit is None or size <= limit:
+            return False
+        session = self.session
+        log.warning("%s: request body over %d bytes on stream %d", _peer(self.client_address),
+                    limit, handler.stream_id)
+        if session is not None and handler.stream_id in self.handlers:
+            if handler.status is None:
+                handler.status = 413
+                session.send_response(handler.stream_id,
+                                      [(b":status", b"413"), (b"content-type", b"text/plain")],
+                                      _TOO_LARGE_BODY)
+                # Stop the upload: the answer is complete (RFC 9113 8.1).
+                session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
+            else:
+                session.reset_stream(handler.stream_id, _CANCEL)
+        return True
 
     def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
         """Run a handler callback; on an exception answer 500 or reset."""
@@ -279,8 +336,7 @@ class HTTP2Protocol(asyncio.Protocol):
             self._log_access(handler, error_code)
 
     def _log_access(self, handler: BaseRequestHandler, error_code: int) -> None:
-        started = getattr(handler, "_started", None)
-        duration = (time.monotonic() - started) * 1000 if started else 0.0
+        duration = (self._loop.time() - handler._started) * 1000 if handler._started else 0.0
         access_log.info(
             '%s "%s %s HTTP/2" %s %d %s %.1fms%s',
             _peer(self.client_address),
@@ -344,7 +400,7 @@ class HTTP2Protocol(asyncio.Protocol):
             raise PushError("the client disabled server push") from exc
         promised = self.handler_class(self, promised_id)
         promised.pushed = True
-        promised._started = time.monotonic()  # type: ignore[attr-defined]
+        promised._started = promised._progress_at = self._loop.time()
         self.handlers[promised_id] = promised
         return promised
 
@@ -362,6 +418,8 @@ class HTTP2Protocol(asyncio.Protocol):
         sid = handler.stream_id
         generator = handler._generator
         if generator is not None:
+            if handler._deferred:
+                return  # the generator said DATA_DEFERRED: wait for resume()
             try:
                 data, flag = generator(max_length)
             except Exception:
@@ -377,6 +435,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 if data:
                     session.send_data(sid, data)
                 handler._deferred = True
+                handler._progress_at = self._loop.time()
             elif data:
                 session.send_data(sid, data)
             else:
@@ -411,6 +470,69 @@ class HTTP2Protocol(asyncio.Protocol):
                 session.end_stream(handler.stream_id)
         self.flush()
 
+    # ---- timeouts ------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        timers = self.limits.timers()
+        if timers and not self._closed:
+            # Tick a few times per shortest timeout, at most once a second.
+            tick = min(1.0, max(0.05, min(timers) / 4))
+            self._timer = self._loop.call_later(tick, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        session = self.session
+        if session is None or self._closed:
+            return
+        limits = self.limits
+        now = self._loop.time()
+        age = now - self._opened_at
+        reason = None
+        if limits.settings_timeout is not None and not self._settings_acked \
+                and age > limits.settings_timeout:
+            reason, code = "SETTINGS not acknowledged", ErrorCode.SETTINGS_TIMEOUT
+        elif limits.header_timeout is not None and not self._requests \
+                and age > limits.header_timeout:
+            reason, code = "no complete request headers", ErrorCode.NO_ERROR
+        elif limits.idle_timeout is not None and self._idle_since is not None \
+                and now - self._idle_since > limits.idle_timeout:
+            reason, code = "idle", ErrorCode.NO_ERROR
+        if reason is not None:
+            log.info("%s: closing: %s (timeout)", _peer(self.client_address), reason)
+            session.terminate(code)
+            self.flush()
+            if self.transport is not None and not self._closed:
+                self._closed = True
+                self.transport.close()
+            return
+        if limits.response_timeout is not None and self.handlers:
+            self._expire_handlers(now - limits.response_timeout)
+            self.flush()
+        self._arm_timer()
+
+    def _expire_handlers(self, deadline: float) -> None:
+        for handler in list(self.handlers.values()):
+            started = handler._progress_at
+            if started > deadline:
+                continue
+            if handler.status is None and not handler.pushed:
+                log.warning("%s: stream %d: no response in time, answering 503",
+                            _peer(self.client_address), handler.stream_id)
+                handler.status = 503
+                assert self.session is not None
+                self.session.send_response(
+                    handler.stream_id,
+                    [(b":status", b"503"), (b"content-type", b"text/plain")],
+                    _TIMEOUT_BODY,
+                )
+            elif handler._deferred:
+                log.warning("%s: stream %d: deferred body not resumed in time, resetting",
+                            _peer(self.client_address), handler.stream_id)
+                handler._deferred = False
+                handler._generator = None
+                assert self.session is not None
+                self.session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
+
     # ---- shutdown ------------------------------------------------------
 
     def send_shutdown_notice(self) -> None:
@@ -426,6 +548,16 @@ class HTTP2Protocol(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _content_length(headers: list) -> Optional[int]:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _peer(address: Any) -> str:

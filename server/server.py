@@ -9,17 +9,14 @@ import signal
 import ssl as _ssl
 from typing import Any, Mapping, Optional
 
-from nghttp2_cffi import SettingCode
+from nghttp2_cffi import FEATURES, SettingCode
 
 from .handler import BaseRequestHandler
+from .limits import Limits
 from .protocol import HTTP2Protocol
 
 log = logging.getLogger("server")
 
-#: SETTINGS the server announces unless told otherwise.
-DEFAULT_SETTINGS: dict[int, int] = {
-    SettingCode.MAX_CONCURRENT_STREAMS: 100,
-}
 #: Seconds between the shutdown notice (GOAWAY 2^31-1) and the final GOAWAY:
 #: time for requests already on the wire to arrive.
 SHUTDOWN_NOTICE_DELAY = 0.2
@@ -36,6 +33,9 @@ class HTTP2Server:
     Blocking use: :meth:`serve_forever` (SIGINT/SIGTERM shut it down
     gracefully).  Inside a running loop: ``await server.start()`` or
     ``async with server:``, then :meth:`shutdown` or :meth:`close`.
+
+    ``limits``: a :class:`~server.limits.Limits` (limits and timeouts);
+    ``settings``: extra SETTINGS to announce, over those ``limits`` implies.
     """
 
     def __init__(
@@ -44,6 +44,7 @@ class HTTP2Server:
         RequestHandlerClass: type[BaseRequestHandler],  # noqa: N803 - the old API's name
         ssl: Optional[_ssl.SSLContext] = None,
         *,
+        limits: Optional[Limits] = None,
         settings: Optional[Mapping[int, int]] = None,
         access_log: bool = True,
         shutdown_timeout: float = 30.0,
@@ -62,9 +63,18 @@ class HTTP2Server:
         self.access_log = access_log
         self.shutdown_timeout = shutdown_timeout
         self.backlog = backlog
-        self.session_options: dict[str, Any] = {
-            "settings": dict(DEFAULT_SETTINGS if settings is None else settings),
+        self.limits = limits = limits or Limits()
+        announced = {
+            SettingCode.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+            SettingCode.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+            SettingCode.INITIAL_WINDOW_SIZE: limits.initial_window_size,
         }
+        announced.update(settings or {})
+        self.session_options: dict[str, Any] = {"settings": announced}
+        if FEATURES["stream_reset_rate_limit"]:
+            self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
+        if FEATURES["max_continuations"]:
+            self.session_options["max_continuations"] = limits.max_continuations
         self.connections: set[HTTP2Protocol] = set()
         self._server: Optional[asyncio.AbstractServer] = None
         self._closed: Optional[asyncio.Event] = None
