@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Optional
 
 from .files import DemoHandler, directory_handler
 from .handler import BaseRequestHandler
+from .limits import Limits
 from .server import HTTP2Server
 from .tls import development_context, server_context
 
@@ -29,6 +31,38 @@ def _load_handler(spec: str) -> type[BaseRequestHandler]:
     if not (isinstance(obj, type) and issubclass(obj, BaseRequestHandler)):
         raise SystemExit(f"{spec} is not a subclass of BaseRequestHandler")
     return obj
+
+
+def _limit_value(kind: type):
+    def parse(text: str):
+        if text.lower() == "none":
+            return None
+        if kind is tuple:
+            burst, _, rate = text.partition(",")
+            return (int(burst), int(rate))
+        return kind(text)
+
+    return parse
+
+
+def _add_limit_flags(group: argparse._ArgumentGroup) -> None:
+    """One flag per Limits field: --max-concurrent-streams and so on."""
+    for field in dataclasses.fields(Limits):
+        default = field.default
+        kind = tuple if isinstance(default, tuple) else float if "timeout" in field.name else int
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=f"limit_{field.name}",
+            type=_limit_value(kind),
+            default=default,
+            metavar="BURST,RATE" if kind is tuple else "N",
+            help=f"default {shown}",
+        )
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)})
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -51,6 +85,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--no-access-log", action="store_true", help="no line per response")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    _add_limit_flags(parser.add_argument_group("limits and timeouts ('none' turns one off)"))
     args = parser.parse_args(argv)
     if args.directory and args.handler:
         parser.error("give a DIRECTORY or --handler, not both")
@@ -82,7 +117,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         context = development_context()
         tls_note = "HTTP/2 over TLS, self-signed development certificate"
     port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
-    server = HTTP2Server((args.host, port), handler, ssl=context,
+    server = HTTP2Server((args.host, port), handler, ssl=context, limits=limits_from(args),
                          access_log=not args.no_access_log)
 
     async def run() -> None:
