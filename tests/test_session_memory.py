@@ -1,28 +1,84 @@
-"""Client Session <-> server Session, in memory."""
+"""Client Session <-> server Session, in memory: no sockets, no h2."""
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import io
+import os
+
+import pytest
+from hyperframe.frame import Frame, PushPromiseFrame
+
 from nghttp2_cffi import (
     DataReceived,
+    DataRequested,
+    ErrorCode,
+    GoAwayReceived,
+    GoAwaySent,
+    InformationalResponseReceived,
+    PingAcknowledged,
+    PingReceived,
+    PushDisabledError,
+    PushPromiseReceived,
     RequestReceived,
     ResponseReceived,
     Session,
+    SessionClosingError,
+    SettingCode,
+    SettingsAcknowledged,
+    SettingsReceived,
     StreamClosed,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
 )
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":authority", "example"), (":path", "/")]
+POST = [(":method", "POST"), (":scheme", "http"), (":authority", "example"), (":path", "/upload")]
+MAX_FRAME = 16384
 
 
-def pump(a: Session, b: Session) -> list:
-    """Move bytes both ways until both are quiet; the events b and a saw."""
-    seen = []
-    for _ in range(20):
-        out_a, out_b = a.data_to_send(), b.data_to_send()
-        if not out_a and not out_b:
-            break
-        seen += b.receive_data(out_a) if out_a else []
-        seen += a.receive_data(out_b) if out_b else []
-    return seen
+def of(events: list, cls: type, stream_id: int | None = None) -> list:
+    return [
+        e
+        for e in events
+        if isinstance(e, cls) and (stream_id is None or getattr(e, "stream_id", None) == stream_id)
+    ]
+
+
+def body_of(events: list, stream_id: int) -> bytes:
+    return b"".join(e.data for e in of(events, DataReceived, stream_id))
+
+
+def ended(events: list, stream_id: int) -> bool:
+    """The peer ended the stream: END_STREAM on headers, DATA or trailers."""
+    return any(
+        (isinstance(e, (RequestReceived, ResponseReceived, DataReceived)) and e.end_stream)
+        or isinstance(e, TrailersReceived)
+        for e in events
+        if getattr(e, "stream_id", None) == stream_id
+    )
+
+
+def parse_frames(data: bytes) -> list:
+    frames = []
+    view = memoryview(data)
+    while view:
+        frame, length = Frame.parse_frame_header(view[:9])
+        frame.parse_body(view[9 : 9 + length])
+        frames.append(frame)
+        view = view[9 + length :]
+    return frames
+
+
+def pattern(n: int, seed: int = 0) -> bytes:
+    """n bytes that are not all alike, so misplaced chunks would show."""
+    block = hashlib.sha256(b"%d" % seed).digest() * 2048  # 64 KiB
+    return (block * (n // len(block) + 1))[:n]
+
+
+# ---- request / response ------------------------------------------------------
 
 
 def test_small_exchange():
@@ -38,3 +94,570 @@ def test_small_exchange():
     assert ResponseReceived in kinds and StreamClosed in kinds
     data = b"".join(e.data for e in events if isinstance(e, DataReceived))
     assert data == b"hello"
+
+
+def test_get_204(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST + [("accept", "*/*")])
+    assert sid == 1
+    _, seen = pump(client, server)
+    (req,) = of(seen, RequestReceived)
+    assert req.stream_id == sid and req.end_stream
+    assert req.headers == [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", b"example"),
+        (b":path", b"/"),
+        (b"accept", b"*/*"),
+    ]
+    server.send_response(sid, [(":status", "204"), ("x-server", "cffi")])
+    seen_c, seen_s = pump(client, server)
+    (resp,) = of(seen_c, ResponseReceived)
+    assert resp.headers == [(b":status", b"204"), (b"x-server", b"cffi")]
+    assert resp.end_stream
+    assert of(seen_c, DataReceived) == []
+    assert of(seen_c, StreamClosed) == [StreamClosed(sid, 0)]
+    assert of(seen_s, StreamClosed) == [StreamClosed(sid, 0)]
+    assert client._bodies == {} and server._bodies == {}
+
+
+@pytest.mark.parametrize("body", [b"field=value&x=1", "unicode \u2603 body", bytearray(b"ba")])
+def test_post_body(pair, pump, body):
+    client, server = pair
+    sid = client.send_request(POST, body=body)
+    _, seen = pump(client, server)
+    (req,) = of(seen, RequestReceived)
+    assert not req.end_stream
+    expected = body.encode() if isinstance(body, str) else bytes(body)
+    assert body_of(seen, sid) == expected
+    assert of(seen, DataReceived)[-1].end_stream
+    server.send_response(sid, [(":status", "201")], b"created")
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == b"created"
+    assert StreamClosed(sid, 0) in seen_c
+
+
+def test_large_bodies_beyond_the_windows(pair, pump):
+    # Several MiB both ways, far beyond the 64 KiB initial windows: flow
+    # control must open them automatically, never stalling.
+    client, server = pair
+    up, down = pattern(5 * 2**20 + 7, 1), pattern(3 * 2**20 + 3, 2)
+    sid = client.send_request(POST, body=up)
+    seen_c, seen_s = pump(client, server)
+    assert body_of(seen_s, sid) == up
+    assert len(of(seen_s, DataReceived)) >= len(up) // MAX_FRAME
+    assert of(seen_c, WindowUpdated), "the server must have opened the windows"
+    server.send_response(sid, [(":status", "200")], down)
+    seen_c, seen_s = pump(client, server)
+    assert body_of(seen_c, sid) == down
+    assert StreamClosed(sid, 0) in seen_c and StreamClosed(sid, 0) in seen_s
+    assert client._bodies == {} and server._bodies == {}
+
+
+def test_reader_bodies(pair, pump):
+    client, server = pair
+    up, down = pattern(1_000_003, 3), pattern(2_500_001, 4)
+    sid = client.send_request(POST, body=io.BytesIO(up))
+    seen_c, seen_s = pump(client, server)
+    assert body_of(seen_s, sid) == up
+    assert ended(seen_s, sid)
+    server.send_response(sid, [(":status", "200")], io.BytesIO(down))
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == down
+    assert StreamClosed(sid, 0) in seen_c
+    assert client._bodies == {} and server._bodies == {}
+
+
+def test_reader_returning_short_reads(pair, pump):
+    class Dribble:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+            self.calls = 0
+
+        def read(self, n: int) -> bytes:
+            self.calls += 1
+            chunk, self.data = self.data[:7], self.data[7:]
+            return chunk
+
+    client, server = pair
+    reader = Dribble(b"0123456789" * 10)
+    sid = client.send_request(POST, body=reader)
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == b"0123456789" * 10
+    assert ended(seen, sid)
+    assert reader.calls == 16  # 15 chunks of 7 bytes or less, then b""
+
+
+def test_streamed_body_with_data_requested(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST, end_stream=False)
+    seen = server.receive_data(client.data_to_send())
+    assert of(seen, RequestReceived)[0].end_stream is False
+    wants = of(client.events(), DataRequested, sid)
+    assert len(wants) == 1 and wants[0].max_length > 0
+    assert client.has_open_body(sid)
+    client.send_data(sid, b"first,")
+    client.send_data(sid, b"second,")  # queued behind the first
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == b"first,second,"
+    assert not ended(seen, sid)
+    client.send_data(sid, b"last", end_stream=True)
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == b"last"
+    assert ended(seen, sid)
+    # The server streams its answer the same way, larger than the window.
+    server.send_response(sid, [(":status", "200")], end_stream=False)
+    big = pattern(300_000, 5)
+    for i in range(0, len(big), 50_000):
+        server.send_data(sid, big[i : i + 50_000])
+    seen_c, seen_s = pump(client, server)
+    assert body_of(seen_c, sid) == big
+    assert of(seen_s, DataRequested, sid), "the server body asked for more"
+    server.end_stream(sid)
+    seen_c, _ = pump(client, server)
+    assert of(seen_c, DataReceived)[-1].end_stream
+    assert StreamClosed(sid, 0) in seen_c
+    assert not client.has_open_body(sid) and not server.has_open_body(sid)
+
+
+def test_send_data_accepts_str_and_buffers(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST, end_stream=False)
+    client.send_data(sid, "h\u00e9")
+    client.send_data(sid, bytearray(b"-ba"))
+    client.send_data(sid, memoryview(b"-mv"))
+    client.end_stream(sid)
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == "h\u00e9-ba-mv".encode()
+    assert ended(seen, sid)
+
+
+def test_trailers_both_directions(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST, body=b"payload", trailers=[("x-checksum", "abc")])
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == b"payload"
+    assert of(seen, TrailersReceived) == [TrailersReceived(sid, [(b"x-checksum", b"abc")])]
+    server.send_response(
+        sid, [(":status", "200")], b"result", trailers=[("grpc-status", "0"), ("grpc-message", "")]
+    )
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == b"result"
+    assert of(seen_c, TrailersReceived) == [
+        TrailersReceived(sid, [(b"grpc-status", b"0"), (b"grpc-message", b"")])
+    ]
+    assert [type(e) for e in seen_c if getattr(e, "stream_id", 0) == sid] == [
+        ResponseReceived,
+        DataReceived,
+        TrailersReceived,
+        StreamClosed,
+    ]
+
+
+def test_trailers_without_body_and_streamed(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST, trailers=[("x-only", "trailers")])
+    _, seen = pump(client, server)
+    assert body_of(seen, sid) == b""
+    assert of(seen, TrailersReceived) == [TrailersReceived(sid, [(b"x-only", b"trailers")])]
+    server.send_response(sid, [(":status", "200")], end_stream=False)
+    server.send_data(sid, b"part")
+    server.send_trailers(sid, [("x-done", "1")])
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == b"part"
+    assert of(seen_c, TrailersReceived) == [TrailersReceived(sid, [(b"x-done", b"1")])]
+    assert StreamClosed(sid, 0) in seen_c
+
+
+def test_reader_body_with_trailers(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    data = pattern(200_000, 6)
+    server.send_response(sid, [(":status", "200")], io.BytesIO(data), trailers=[("x-t", "r")])
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == data
+    assert of(seen_c, TrailersReceived) == [TrailersReceived(sid, [(b"x-t", b"r")])]
+
+
+def test_informational_responses(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST + [("expect", "100-continue")], end_stream=False)
+    pump(client, server)
+    server.send_informational_response(sid, [(":status", "100")])
+    seen_c, _ = pump(client, server)
+    assert of(seen_c, InformationalResponseReceived) == [
+        InformationalResponseReceived(sid, [(b":status", b"100")])
+    ]
+    assert of(seen_c, ResponseReceived) == []
+    client.send_data(sid, b"body after 100", end_stream=True)
+    _, seen_s = pump(client, server)
+    assert body_of(seen_s, sid) == b"body after 100"
+    server.send_informational_response(sid, [(":status", "103"), ("link", "</s.css>; rel=preload")])
+    server.send_response(sid, [(":status", "200")], b"final")
+    seen_c, _ = pump(client, server)
+    assert [type(e) for e in seen_c if getattr(e, "stream_id", 0) == sid] == [
+        InformationalResponseReceived,
+        ResponseReceived,
+        DataReceived,
+        StreamClosed,
+    ]
+    assert seen_c[0].headers == [(b":status", b"103"), (b"link", b"</s.css>; rel=preload")]
+    assert body_of(seen_c, sid) == b"final"
+
+
+# ---- push --------------------------------------------------------------------
+
+PUSHED = [(":method", "GET"), (":scheme", "http"), (":authority", "example"), (":path", "/s.css")]
+
+
+def test_server_push(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    promised = server.push_promise(sid, PUSHED)
+    assert promised == 2
+    server.send_response(promised, [(":status", "200"), ("content-type", "text/css")], b"a{}")
+    server.send_response(sid, [(":status", "200")], b"<html>")
+    seen_c, seen_s = pump(client, server)
+    (promise,) = of(seen_c, PushPromiseReceived)
+    assert promise.stream_id == sid and promise.promised_stream_id == promised
+    assert promise.headers == [(n.encode(), v.encode()) for n, v in PUSHED]
+    (pushed,) = of(seen_c, ResponseReceived, promised)
+    assert pushed.headers == [(b":status", b"200"), (b"content-type", b"text/css")]
+    assert body_of(seen_c, promised) == b"a{}" and body_of(seen_c, sid) == b"<html>"
+    # The promise arrives before the response that refers to it.
+    assert seen_c.index(promise) < seen_c.index(of(seen_c, ResponseReceived, sid)[0])
+    assert StreamClosed(promised, 0) in seen_c and StreamClosed(promised, 0) in seen_s
+
+
+def test_push_refused_when_client_disabled_it(pump):
+    client = Session("client", settings={SettingCode.ENABLE_PUSH: 0})
+    server = Session("server")
+    pump(client, server)
+    assert server.remote_settings[SettingCode.ENABLE_PUSH] == 0
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    with pytest.raises(PushDisabledError) as info:
+        server.push_promise(sid, PUSHED)
+    assert info.value.code < 0 and "push" in str(info.value).lower()
+    server.send_response(sid, [(":status", "200")], b"no push")
+    out = server.data_to_send()
+    assert not [f for f in parse_frames(out) if isinstance(f, PushPromiseFrame)]
+    seen_c = client.receive_data(out)
+    assert of(seen_c, PushPromiseReceived) == []
+    assert body_of(seen_c, sid) == b"no push"
+
+
+# ---- stream and connection control ---------------------------------------------
+
+
+def test_client_reset_stream(pair, pump):
+    client, server = pair
+    sid = client.send_request(POST, end_stream=False)
+    pump(client, server)
+    client.reset_stream(sid, ErrorCode.CANCEL)
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_s, StreamReset) == [StreamReset(sid, ErrorCode.CANCEL)]
+    assert of(seen_s, StreamClosed) == [StreamClosed(sid, ErrorCode.CANCEL)]
+    assert of(seen_c, StreamClosed) == [StreamClosed(sid, ErrorCode.CANCEL)]
+    assert client._bodies == {}
+
+
+def test_server_reset_mid_body(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_response(sid, [(":status", "200")], pattern(1_000_000, 7))
+    # Let the first window go out, then refuse the rest.
+    client.receive_data(server.data_to_send())
+    server.reset_stream(sid, ErrorCode.REFUSED_STREAM)
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_c, StreamReset) == [StreamReset(sid, ErrorCode.REFUSED_STREAM)]
+    assert StreamClosed(sid, ErrorCode.REFUSED_STREAM) in seen_c
+    assert StreamClosed(sid, ErrorCode.REFUSED_STREAM) in seen_s
+    assert sid not in server._bodies
+    # The connection goes on.
+    sid2 = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_response(sid2, [(":status", "200")], b"ok")
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid2) == b"ok"
+
+
+def test_ping(pair, pump):
+    client, server = pair
+    client.ping(b"pingpong")
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_s, PingReceived) == [PingReceived(b"pingpong")]
+    assert of(seen_c, PingAcknowledged) == [PingAcknowledged(b"pingpong")]
+    server.ping()
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_s, PingAcknowledged) == [PingAcknowledged(b"\0" * 8)]
+
+
+def test_settings(pair, pump):
+    client, server = pair
+    client.update_settings(
+        {SettingCode.MAX_CONCURRENT_STREAMS: 7, SettingCode.INITIAL_WINDOW_SIZE: 1 << 20}
+    )
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_s, SettingsReceived) == [
+        SettingsReceived({SettingCode.MAX_CONCURRENT_STREAMS: 7, SettingCode.INITIAL_WINDOW_SIZE: 1 << 20})
+    ]
+    assert of(seen_c, SettingsAcknowledged) == [SettingsAcknowledged()]
+    assert server.remote_settings[SettingCode.MAX_CONCURRENT_STREAMS] == 7
+    assert server.remote_settings[SettingCode.INITIAL_WINDOW_SIZE] == 1 << 20
+    assert client.local_settings[SettingCode.INITIAL_WINDOW_SIZE] == 1 << 20
+    # The first SETTINGS, from the constructor, were exchanged by the fixture.
+    assert client.remote_settings[SettingCode.MAX_CONCURRENT_STREAMS] == 100
+
+
+def test_initial_settings_event():
+    client = Session("client", settings={SettingCode.HEADER_TABLE_SIZE: 8192})
+    server = Session("server")
+    seen_s = server.receive_data(client.data_to_send())
+    assert of(seen_s, SettingsReceived) == [SettingsReceived({SettingCode.HEADER_TABLE_SIZE: 8192})]
+
+
+def test_goaway_with_debug_data(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_goaway(ErrorCode.ENHANCE_YOUR_CALM, debug_data=b"slow down")
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_c, GoAwayReceived) == [
+        GoAwayReceived(sid, ErrorCode.ENHANCE_YOUR_CALM, b"slow down")
+    ]
+    assert of(seen_s, GoAwaySent) == [GoAwaySent(sid, ErrorCode.ENHANCE_YOUR_CALM)]
+    # A request after GOAWAY is refused locally, without reaching the server.
+    late = client.send_request(REQUEST)
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_c, StreamClosed, late) == [StreamClosed(late, ErrorCode.REFUSED_STREAM)]
+    assert of(seen_s, RequestReceived) == []
+
+
+def test_shutdown_notice_then_goaway(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_shutdown_notice()
+    seen_c, _ = pump(client, server)
+    assert of(seen_c, GoAwayReceived) == [GoAwayReceived(2**31 - 1, 0, b"")]
+    server.send_goaway()
+    _, seen_s = pump(client, server)
+    assert of(seen_s, GoAwaySent) == [GoAwaySent(sid, 0)]
+    # The stream in flight still completes.
+    server.send_response(sid, [(":status", "200")], b"last one")
+    seen_c, _ = pump(client, server)
+    assert body_of(seen_c, sid) == b"last one"
+
+
+def test_terminate(pair, pump):
+    client, server = pair
+    assert client.want_read and server.want_read
+    server.terminate(ErrorCode.INTERNAL_ERROR)
+    seen_c, seen_s = pump(client, server)
+    assert of(seen_c, GoAwayReceived) == [GoAwayReceived(0, ErrorCode.INTERNAL_ERROR, b"")]
+    assert not server.want_read and not server.want_write
+
+
+# ---- flow control --------------------------------------------------------------
+
+
+def test_explicit_flow_control_stalls_until_acknowledged(pump):
+    client, server = Session("client"), Session("server", auto_window_update=False)
+    pump(client, server)
+    data = pattern(300_000, 8)
+    sid = client.send_request(POST, body=data)
+    _, seen = pump(client, server)
+    everything = list(seen)
+    received = body_of(seen, sid)
+    assert len(received) == 65535  # the initial window, not a byte more
+    assert client.remote_window_size(sid) == 0 and client.remote_window_size() == 0
+    assert server.local_window_size(sid) == 0
+    # Nothing moves until the server consumes.
+    _, seen = pump(client, server)
+    assert of(seen, DataReceived) == []
+    acknowledged = 0
+    for _ in range(100):
+        server.acknowledge_received_data(len(received) - acknowledged, sid)
+        acknowledged = len(received)
+        _, seen = pump(client, server)
+        everything += seen
+        chunk = body_of(seen, sid)
+        if not chunk:
+            break
+        # Never more than what was acknowledged.
+        assert len(chunk) <= 65535
+        received += chunk
+    assert received == data
+    assert ended(everything, sid)
+
+
+def test_explicit_flow_control_partial_acknowledgement(pump):
+    client, server = Session("client", auto_window_update=False), Session("server")
+    pump(client, server)
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_response(sid, [(":status", "200")], pattern(200_000, 9))
+    seen_c, _ = pump(client, server)
+    assert len(body_of(seen_c, sid)) == 65535
+    # nghttp2 sends WINDOW_UPDATE once half the window is consumed.
+    client.acknowledge_received_data(40_000, sid)
+    seen_c, _ = pump(client, server)
+    assert len(body_of(seen_c, sid)) == 40_000
+
+
+def test_data_to_send_limit_bounds_output(pair):
+    client, server = pair
+    data = pattern(400_000, 10)
+    sid = client.send_request(POST, body=data)
+    sizes = []
+    seen = []
+    for _ in range(1000):
+        out = client.data_to_send(4096)
+        if not out:
+            break
+        sizes.append(len(out))
+        # At most one frame beyond the limit.
+        assert len(out) < 4096 + MAX_FRAME + 9
+        seen += server.receive_data(out)
+        client.receive_data(server.data_to_send())
+    assert len(sizes) > 400_000 // (4096 + MAX_FRAME + 9)
+    assert body_of(seen, sid) == data
+
+
+def test_many_multiplexed_streams(pair, pump):
+    client, server = pair
+    bodies = {}
+    for i in range(300):  # more than MAX_CONCURRENT_STREAMS (100)
+        body = b"request %d " % i * (i % 50 + 1)
+        sid = client.send_request(POST + [("x-n", str(i))], body=body)
+        bodies[sid] = body
+    assert len(bodies) == 300
+    answered: dict[int, bytes] = {}
+    seen_c: list = []
+    for _ in range(50):
+        c, s = pump(client, server)
+        seen_c += c
+        for req in of(s, RequestReceived):
+            n = dict(req.headers)[b"x-n"]
+            answered[req.stream_id] = b"response to " + n
+        for sid, reply in answered.items():
+            if reply is not None:
+                server.send_response(sid, [(":status", "200")], reply)
+                answered[sid] = None  # type: ignore[assignment]
+        if len(of(seen_c, StreamClosed)) == 300:
+            break
+    assert len(of(seen_c, StreamClosed)) == 300
+    for sid in bodies:
+        n = (sid - 1) // 2
+        assert body_of(seen_c, sid) == b"response to %d" % n
+    assert client._bodies == {} and server._bodies == {}
+
+
+# ---- lifetimes -----------------------------------------------------------------
+
+
+def rss() -> int:
+    """Resident set size in bytes (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_close_twice_and_context_manager():
+    session = Session("client")
+    session.close()
+    session.close()
+    with Session("server") as server:
+        assert server.want_read
+    assert server._s is None
+    server.close()
+
+
+def test_use_after_close_raises_instead_of_crashing():
+    client = Session("client")
+    client.close()
+    for call in (
+        lambda: client.want_read,
+        lambda: client.want_write,
+        lambda: client.ping(),
+        lambda: client.update_settings({}),
+        lambda: client.reset_stream(1),
+        lambda: client.send_goaway(),
+        lambda: client.terminate(),
+        lambda: client.remote_settings,
+        lambda: client.local_window_size(),
+        lambda: client.acknowledge_received_data(10, 1),
+        lambda: client.raw,
+    ):
+        with pytest.raises(SessionClosingError, match="closed"):
+            call()
+    # The hot paths do not check, but still fail cleanly.
+    for call in (
+        lambda: client.send_request(REQUEST),
+        lambda: client.data_to_send(),
+        lambda: client.receive_data(b"x"),
+    ):
+        with pytest.raises((SessionClosingError, TypeError)):
+            call()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_sessions_freed_by_gc_do_not_leak(pump):
+    def churn(n: int) -> None:
+        for i in range(n):
+            client, server = Session("client"), Session("server")
+            sid = client.send_request(POST, body=b"x" * 100, end_stream=False)
+            pump(client, server)
+            if i % 2:
+                server.send_response(sid, [(":status", "200")], b"y" * 1000)
+                client.receive_data(server.data_to_send())
+            # Dropped with a body still open: only the GC frees them.
+            del client, server
+            if i % 1000 == 999:
+                gc.collect()
+        gc.collect()
+
+    churn(1000)  # warm up allocator pools
+    before = rss()
+    churn(10_000)
+    growth = rss() - before
+    # A leaked session with its buffers is >20 KiB: 10k would be >200 MiB.
+    assert growth < 40 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_100k_exchanges_on_one_session_stay_bounded():
+    client, server = Session("client"), Session("server")
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    request = POST + [("user-agent", "test")]
+    response = [(":status", "200"), ("content-type", "text/plain")]
+    total = 100_000
+    done = 0
+    before = None
+    for i in range(total):
+        sid = client.send_request(request, body=b"ping")
+        for ev in server.receive_data(client.data_to_send()):
+            if ev.__class__ is RequestReceived:
+                server.send_response(ev.stream_id, response, b"pong")
+        for ev in client.receive_data(server.data_to_send()):
+            if ev.__class__ is StreamClosed:
+                assert ev.error_code == 0
+                done += 1
+        server.receive_data(client.data_to_send())
+        if i == 10_000:
+            gc.collect()
+            before = rss()
+        if i % 10_000 == 0:
+            assert len(client._bodies) <= 1 and len(server._bodies) <= 1
+    assert done == total and sid == 2 * total - 1
+    assert client._bodies == {} and server._bodies == {}
+    gc.collect()
+    assert before is not None
+    growth = rss() - before
+    assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
