@@ -39,7 +39,7 @@ def encode_response_headers(status: int, headers: Optional[HeaderList]) -> list:
     out: list = [(b":status", str(status).encode("ascii"))]
     if headers:
         for name, value in headers:
-            name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name).lower()
+            name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name)
             if name_b[:1] == b":":
                 raise InvalidResponse(
                     f"pseudo-header {name_b.decode('latin-1')!r} cannot be set in headers"
@@ -50,6 +50,20 @@ def encode_response_headers(status: int, headers: Optional[HeaderList]) -> list:
                 )
             out.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
     return out
+
+
+def _check_body(body: Any) -> None:
+    """Raise InvalidResponse unless ``body`` is a kind send_response takes."""
+    if (
+        body is None
+        or callable(body)
+        or isinstance(body, (bytes, str, bytearray, memoryview, io.IOBase))
+    ):
+        return
+    raise InvalidResponse(
+        "body must be None, str, bytes, an io.IOBase or a generator "
+        f"callable(size) -> (data, flag), not {type(body).__name__}"
+    )
 
 
 class BaseRequestHandler:
@@ -145,13 +159,15 @@ class BaseRequestHandler:
         disabled push or this is itself a pushed stream, and
         :class:`ResponseAlreadySent` after :meth:`send_response`.
         """
-        if self.status is not None:
-            raise ResponseAlreadySent("push() must come before send_response()")
         if self.pushed:
             raise PushError("a pushed stream cannot push")
+        if self.status is not None:
+            raise ResponseAlreadySent("push() must come before send_response()")
         if not path or not method:
             raise PushError("push() needs a path and a method")
-        fields = encode_response_headers(status, headers)  # validate before promising
+        # Validate before promising: a promise without its response hangs the client.
+        fields = encode_response_headers(status, headers)
+        _check_body(body)
         method_b = method.encode("utf-8") if isinstance(method, str) else bytes(method)
         path_b = path.encode("utf-8") if isinstance(path, str) else bytes(path)
         request: list = [

@@ -1,0 +1,415 @@
+"""Fixtures of the server tests: real sockets on 127.0.0.1, real clients.
+
+Everything runs in the test's own event loop: the server under test, the
+frame-level ``h2`` client (asyncio streams) and the subprocess clients
+(``nghttp``, ``h2load``, ``curl``, via ``asyncio.create_subprocess_exec``), so
+the server keeps serving while a client runs.  Every wait is bounded by a
+timeout that fails the test; no assertion is about time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import sys
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Tuple
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import pytest
+import pytest_asyncio
+import trustme
+
+from server import HTTP2Server
+
+#: Upper bound of any single wait in these tests (a hang fails, it never passes).
+TIMEOUT = 10.0
+
+CLIENTS = ("nghttp", "h2load", "curl")
+
+
+def pytest_collection_modifyitems(config: Any, items: list) -> None:
+    missing = [name for name in CLIENTS if shutil.which(name) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"HTTP/2 client(s) not installed: {', '.join(missing)}")
+    for item in items:
+        if "clients" in item.keywords:
+            item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------
+# Certificates: a trustme CA, a server certificate for 127.0.0.1/localhost.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_cert(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The CA certificate as a PEM file (``curl --cacert``)."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def server_ssl(server_cert: trustme.LeafCert) -> ssl.SSLContext:
+    """A fresh server context with the certificate chain (the server sets ALPN)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts the CA and offers ALPN ``h2``."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(ctx)
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# The server under test, in the test's loop.
+# ---------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def start_server() -> AsyncIterator[Callable[..., Any]]:
+    """``await start_server(Handler, ssl=None, **kwargs)``: an HTTP2Server
+    listening on 127.0.0.1, port 0; shut down (or closed) after the test."""
+    servers: List[HTTP2Server] = []
+
+    async def start(handler_class: type, ssl: Optional[ssl.SSLContext] = None, **kwargs: Any):
+        server = HTTP2Server(("127.0.0.1", 0), handler_class, ssl=ssl, **kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await asyncio.wait_for(server.shutdown(timeout=2), TIMEOUT)
+
+
+def url(server: HTTP2Server, path: str = "/") -> str:
+    host, port = server.address
+    return f"{'https' if server.ssl else 'http'}://{host}:{port}{path}"
+
+
+@pytest.fixture
+def server_url() -> Callable[..., str]:
+    """``server_url(server, "/path")``: the URL of a path on a running server."""
+    return url
+
+
+# ---------------------------------------------------------------------------
+# Subprocess clients, awaited in the loop.
+# ---------------------------------------------------------------------------
+
+
+class Completed:
+    def __init__(self, argv: Tuple[str, ...], returncode: int, stdout: bytes, stderr: bytes):
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def check(self) -> Completed:
+        assert self.returncode == 0, (
+            f"{' '.join(self.argv)} exited {self.returncode}\n"
+            f"stdout: {self.out[-2000:]}\nstderr: {self.err[-2000:]}"
+        )
+        return self
+
+    def __repr__(self) -> str:
+        return f"Completed({self.argv!r}, rc={self.returncode})"
+
+
+async def run_client(
+    *argv: str,
+    input: Optional[bytes] = None,
+    timeout: float = TIMEOUT,
+    env: Optional[Dict[str, str]] = None,
+) -> Completed:
+    """Run a client program without blocking the loop; kill it at ``timeout``."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(input), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        stdout, stderr = await proc.communicate()
+        pytest.fail(
+            f"{' '.join(argv)} did not finish within {timeout}s\n"
+            f"stdout: {stdout[-2000:]!r}\nstderr: {stderr[-2000:]!r}"
+        )
+    assert proc.returncode is not None
+    return Completed(tuple(argv), proc.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def run() -> Callable[..., Any]:
+    """``await run("nghttp", "-v", url, timeout=...)`` -> Completed."""
+    return run_client
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+# ---------------------------------------------------------------------------
+# A frame-level client: the h2 package over an asyncio socket.
+# ---------------------------------------------------------------------------
+
+
+class _ClientConnection(h2.connection.H2Connection):
+    """h2 closes its state machine on any GOAWAY, so streams a graceful
+    GOAWAY lets finish could not be read; on NO_ERROR it stays open here."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        state = self.state_machine.state
+        result = super()._receive_goaway_frame(frame)
+        if frame.error_code == 0:
+            self.state_machine.state = state
+        return result
+
+
+class Stream:
+    """What an h2 client saw on one stream."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+        self.headers: Optional[List[Tuple[bytes, bytes]]] = None
+        self.data = bytearray()
+        self.trailers: Optional[List[Tuple[bytes, bytes]]] = None
+        self.ended = False
+        self.reset: Optional[int] = None  # RST_STREAM error code
+
+    @property
+    def done(self) -> bool:
+        return self.ended or self.reset is not None
+
+    @property
+    def status(self) -> Optional[int]:
+        for name, value in self.headers or ():
+            if name == b":status":
+                return int(value)
+        return None
+
+    def header(self, name: bytes) -> Optional[bytes]:
+        for key, value in self.headers or ():
+            if key == name:
+                return value
+        return None
+
+
+class H2Client:
+    """An HTTP/2 client over a real socket, driven frame by frame with ``h2``.
+
+    ``events`` holds every h2 event, ``streams`` what each stream received,
+    ``pushes`` the PushedStreamReceived events, ``goaways`` the
+    ConnectionTerminated ones.  ``read_body=False`` stops acknowledging
+    received DATA, so the server runs into flow control.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        enable_push: bool,
+        authority: str,
+        scheme: str,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.authority = authority
+        self.scheme = scheme
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.conn = _ClientConnection(config)
+        if not enable_push:
+            self.conn.local_settings = h2.settings.Settings(
+                client=True, initial_values={h2.settings.SettingCodes.ENABLE_PUSH: 0}
+            )
+        self.conn.initiate_connection()
+        self.events: List[Any] = []
+        self.streams: Dict[int, Stream] = {}
+        self.pushes: List[h2.events.PushedStreamReceived] = []
+        self.goaways: List[h2.events.ConnectionTerminated] = []
+        self.eof = False
+        self.read_body = True
+
+    @classmethod
+    async def connect(
+        cls,
+        address: Tuple[str, int],
+        *,
+        ssl: Optional[ssl.SSLContext] = None,
+        enable_push: bool = True,
+    ) -> H2Client:
+        host, port = address[:2]
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl, server_hostname=host if ssl else None),
+            TIMEOUT,
+        )
+        client = cls(reader, writer, enable_push, f"{host}:{port}", "https" if ssl else "http")
+        await client.flush()
+        return client
+
+    def _stream(self, stream_id: int) -> Stream:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            stream = self.streams[stream_id] = Stream(stream_id)
+        return stream
+
+    async def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def request(
+        self,
+        path: str = "/",
+        method: str = "GET",
+        headers: Optional[List[Tuple[str, str]]] = None,
+        body: Optional[bytes] = None,
+    ) -> int:
+        sid = self.conn.get_next_available_stream_id()
+        fields = [
+            (":method", method),
+            (":scheme", self.scheme),
+            (":authority", self.authority),
+            (":path", path),
+        ]
+        fields += headers or []
+        self.conn.send_headers(sid, fields, end_stream=body is None)
+        self._stream(sid)
+        await self.flush()
+        if body is not None:
+            await self.send_body(sid, body)
+        return sid
+
+    async def send_body(self, sid: int, body: bytes) -> None:
+        view = memoryview(body)
+        while True:
+            window = min(
+                self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size
+            )
+            if window > 0 and view:
+                chunk, view = view[:window], view[window:]
+                self.conn.send_data(sid, bytes(chunk), end_stream=not view)
+                await self.flush()
+                if not view:
+                    return
+            elif not view:
+                self.conn.end_stream(sid)
+                await self.flush()
+                return
+            else:
+                await self.read_once()
+
+    async def read_once(self) -> None:
+        if self.eof:
+            raise ConnectionError("the server closed the connection")
+        data = await asyncio.wait_for(self.reader.read(65536), TIMEOUT)
+        if not data:
+            self.eof = True
+            return
+        for event in self.conn.receive_data(data):
+            self.events.append(event)
+            cls = type(event)
+            if cls is h2.events.ResponseReceived:
+                self._stream(event.stream_id).headers = event.headers
+            elif cls is h2.events.DataReceived:
+                self._stream(event.stream_id).data += event.data
+                if self.read_body and event.flow_controlled_length:
+                    self.conn.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+            elif cls is h2.events.TrailersReceived:
+                self._stream(event.stream_id).trailers = event.headers
+            elif cls is h2.events.StreamEnded:
+                self._stream(event.stream_id).ended = True
+            elif cls is h2.events.StreamReset:
+                self._stream(event.stream_id).reset = event.error_code
+            elif cls is h2.events.PushedStreamReceived:
+                self.pushes.append(event)
+                self._stream(event.pushed_stream_id)
+            elif cls is h2.events.ConnectionTerminated:
+                self.goaways.append(event)
+        await self.flush()
+
+    async def wait_for(self, predicate: Callable[[], Any]) -> None:
+        """Read until ``predicate()`` holds; the server closing first fails."""
+        while not predicate():
+            if self.eof:
+                raise ConnectionError("the server closed the connection first")
+            await self.read_once()
+
+    async def response(self, stream_id: int) -> Stream:
+        stream = self._stream(stream_id)
+        await self.wait_for(lambda: stream.done)
+        return stream
+
+    async def get(self, path: str = "/", **kwargs: Any) -> Stream:
+        return await self.response(await self.request(path, **kwargs))
+
+    async def wait_closed(self) -> None:
+        """Read until the server closes the connection."""
+        while not self.eof:
+            await self.read_once()
+
+    def abort(self) -> None:
+        """Drop the connection without a word (RST on the socket)."""
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), TIMEOUT)
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+@pytest_asyncio.fixture
+async def h2_connect() -> AsyncIterator[Callable[..., Any]]:
+    """``await h2_connect(server, ssl=None, enable_push=True)`` -> H2Client."""
+    clients: List[H2Client] = []
+
+    async def connect(
+        server: HTTP2Server, *, ssl: Optional[ssl.SSLContext] = None, enable_push: bool = True
+    ) -> H2Client:
+        client = await H2Client.connect(server.address, ssl=ssl, enable_push=enable_push)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        await client.close()
