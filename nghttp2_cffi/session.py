@@ -567,6 +567,20 @@ class Session:
                 # The stream is gone: the connection window still counts.
                 check(lib.nghttp2_session_consume_connection(self._live, amount))
 
+    def acknowledge_connection_data(self, amount: int) -> None:
+        """Open only the connection's window by ``amount``: the stream's stays
+        until :meth:`acknowledge_stream_data`, so one slow stream cannot
+        stall the others."""
+        if amount:
+            check(lib.nghttp2_session_consume_connection(self._live, amount))
+
+    def acknowledge_stream_data(self, amount: int, stream_id: int) -> None:
+        """Open only ``stream_id``'s window by ``amount`` (a closed stream is ignored)."""
+        if amount:
+            rv = lib.nghttp2_session_consume_stream(self._live, stream_id, amount)
+            if rv < 0 and rv != lib.NGHTTP2_ERR_INVALID_ARGUMENT:
+                check(rv)
+
     def set_local_window_size(self, size: int, stream_id: int = 0) -> None:
         """Set our receive window (of the connection by default) to ``size``,
         sending the WINDOW_UPDATE that opens it."""

@@ -18,3 +18,8 @@ class PushError(ServerError):
 class InvalidResponse(ServerError, ValueError):
     """A status outside 100-999, a pseudo-header or connection-specific header
     in ``headers``, or a body of an unsupported type."""
+
+
+class ClientDisconnected(ServerError, ConnectionError):
+    """The client reset the stream or closed the connection: reading the body
+    or writing the response of that stream is over."""

@@ -8,8 +8,10 @@ Subclass it and override the ``on_*`` callbacks; answer with
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import io
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, List, Optional, Tuple, Union
 
 from .errors import InvalidResponse, PushError, ResponseAlreadySent
 
@@ -66,6 +68,38 @@ def _check_body(body: Any) -> None:
     )
 
 
+class Inbox:
+    """A request body on its way to a coroutine handler."""
+
+    __slots__ = ("chunks", "done", "error", "_waiter")
+
+    def __init__(self) -> None:
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.done = False
+        self.error: Optional[BaseException] = None
+        self._waiter: Optional[asyncio.Future] = None
+
+    def put(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self._wake()
+
+    def close(self, error: Optional[BaseException] = None) -> None:
+        self.done = True
+        self.error = self.error or error
+        self._wake()
+
+    async def wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 class BaseRequestHandler:
     """Handles one HTTP/2 stream; the server makes one per request.
 
@@ -96,6 +130,11 @@ class BaseRequestHandler:
         self._deferred = False
         self._body_bytes = 0
         self._received = 0
+        # Coroutine handlers: their task, received body, unsent written bytes.
+        self._task: Optional[asyncio.Task] = None
+        self._inbox: Optional[Inbox] = None
+        self._unsent = 0
+        self._drained: Optional[asyncio.Future] = None
         # Loop times: the request's arrival; it or the body's last deferral.
         self._started = 0.0
         self._progress_at = 0.0
@@ -191,3 +230,58 @@ class BaseRequestHandler:
     def resume(self) -> None:
         """Ask the body generator again after it returned ``DATA_DEFERRED``."""
         self.http2.resume_body(self)
+
+    # ---- beyond the removed binding: coroutines and streaming --------------
+    #
+    # Any callback may be ``async def``: it then runs as a task of its own.
+    # A handler whose on_headers is a coroutine reads its request body with
+    # read_body() or iter_body(), and the client's window opens only as fast
+    # as it reads.  If the client resets the stream or goes away, the task
+    # is cancelled and on_close() runs.
+
+    async def read_body(self) -> bytes:
+        """The whole request body (an ``async def on_headers`` handler)."""
+        return b"".join([chunk async for chunk in self.iter_body()])
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        """The request body chunk by chunk, as the client sends it."""
+        inbox = self._inbox
+        if inbox is None:
+            raise RuntimeError(
+                "iter_body()/read_body() need an 'async def on_headers' handler; "
+                "synchronous handlers get the body through on_data()"
+            )
+        while True:
+            while inbox.chunks:
+                chunk = inbox.chunks.popleft()
+                self.http2.consumed(self, len(chunk))
+                yield chunk
+            if inbox.done:
+                if inbox.error is not None:
+                    raise inbox.error
+                return
+            await inbox.wait()
+
+    def send_informational(self, status: int, headers: Optional[HeaderList] = None) -> None:
+        """A 1xx response before the final one: 100 Continue, 103 Early Hints."""
+        if self.status is not None:
+            raise ResponseAlreadySent("informational responses come before send_response()")
+        if not 100 <= status <= 199 or status == 101:
+            raise InvalidResponse(f"an informational status is 1xx (not 101), not {status}")
+        self.http2.send_informational(self, encode_response_headers(status, headers))
+
+    def begin_response(self, status: int = 200, headers: Optional[HeaderList] = None) -> None:
+        """Send the response headers now; the body follows with :meth:`write`
+        and ends with :meth:`end_response`."""
+        if self.status is not None:
+            raise ResponseAlreadySent(f"stream {self.stream_id} has already sent its response")
+        self.http2.begin_response(self, status, encode_response_headers(status, headers))
+
+    async def write(self, data: Union[bytes, str]) -> None:
+        """Send body data after :meth:`begin_response`; waits while the client
+        is behind by more than the stream's high-water mark."""
+        await self.http2.write(self, data.encode("utf-8") if isinstance(data, str) else data)
+
+    def end_response(self, trailers: Optional[HeaderList] = None) -> None:
+        """End the body begun with :meth:`begin_response`, with trailers if given."""
+        self.http2.end_response(self, trailers)

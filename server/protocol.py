@@ -28,8 +28,8 @@ from nghttp2_cffi import (
     TrailersReceived,
 )
 
-from .errors import InvalidResponse, PushError
-from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
+from .errors import ClientDisconnected, InvalidResponse, PushError
+from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -42,6 +42,8 @@ access_log = logging.getLogger("server.access")
 WRITE_CHUNK = 256 * 1024
 # Reads of file bodies, off the event loop.
 FILE_CHUNK = 64 * 1024
+# handler.write() waits while more than this is queued for its stream.
+STREAM_HIGH_WATER = 256 * 1024
 
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
@@ -200,15 +202,7 @@ class HTTP2Protocol(asyncio.Protocol):
             if cls is RequestReceived:
                 self._new_request(event)
             elif cls is DataReceived:
-                handler = handlers.get(event.stream_id)
-                if handler is not None:
-                    if event.data:
-                        handler._received += len(event.data)
-                        if self._body_too_large(handler, handler._received):
-                            continue
-                        self._call(handler, handler.on_data, event.data)
-                    if event.end_stream:
-                        self._call(handler, handler.on_request_done)
+                self._data(event)
             elif cls is StreamClosed:
                 handler = handlers.pop(event.stream_id, None)
                 if handler is not None:
@@ -218,11 +212,17 @@ class HTTP2Protocol(asyncio.Protocol):
             elif cls is DataRequested:
                 handler = handlers.get(event.stream_id)
                 if handler is not None:
+                    if handler._drained is not None:
+                        _resolve(handler._drained)
+                        handler._drained = None
+                    handler._unsent = 0
                     self._pull_body(handler, event.max_length)
             elif cls is TrailersReceived:
                 handler = handlers.get(event.stream_id)
                 if handler is not None:
                     handler.trailers = event.headers
+                    if handler._inbox is not None:
+                        handler._inbox.close()
                     self._call(handler, handler.on_request_done)
             elif cls is SettingsAcknowledged:
                 self._settings_acked = True
@@ -264,7 +264,38 @@ class HTTP2Protocol(asyncio.Protocol):
             length = _content_length(headers)
             if length is not None and self._body_too_large(handler, length):
                 return
+        if _is_coroutine_function(type(handler).on_headers):
+            handler._inbox = inbox = Inbox()
+            if event.end_stream:
+                inbox.close()
         if self._call(handler, handler.on_headers) and event.end_stream:
+            self._call(handler, handler.on_request_done)
+
+    def _data(self, event: DataReceived) -> None:
+        sid = event.stream_id
+        data = event.data
+        session = self.session
+        assert session is not None
+        handler = self.handlers.get(sid)
+        if handler is None:
+            session.acknowledge_received_data(len(data), sid)
+            return
+        if data:
+            handler._received += len(data)
+            if self._body_too_large(handler, handler._received):
+                session.acknowledge_received_data(len(data), sid)
+                return
+            inbox = handler._inbox
+            if inbox is None:
+                self._call(handler, handler.on_data, data)
+                session.acknowledge_received_data(len(data), sid)
+            else:
+                # The stream's window opens as the handler reads (consumed()).
+                session.acknowledge_connection_data(len(data))
+                inbox.put(data)
+        if event.end_stream:
+            if handler._inbox is not None:
+                handler._inbox.close()
             self._call(handler, handler.on_request_done)
 
     def _body_too_large(self, handler: BaseRequestHandler, size: int) -> bool:
@@ -290,7 +321,11 @@ class HTTP2Protocol(asyncio.Protocol):
     def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
         """Run a handler callback; on an exception answer 500 or reset."""
         try:
-            method(*args)
+            result = method(*args)
+            if result is not None and asyncio.iscoroutine(result):
+                task = self._loop.create_task(self._run(handler, result))
+                if handler._task is None or handler._task.done():
+                    handler._task = task
             return True
         except Exception:
             log.exception(
@@ -301,6 +336,22 @@ class HTTP2Protocol(asyncio.Protocol):
             )
             self._fail(handler)
             return False
+
+    async def _run(self, handler: BaseRequestHandler, coro: Any) -> None:
+        try:
+            await coro
+        except (asyncio.CancelledError, ClientDisconnected):
+            pass
+        except Exception:
+            log.exception(
+                "%s: handler %s failed on stream %d",
+                _peer(self.client_address),
+                type(handler).__name__,
+                handler.stream_id,
+            )
+            self._fail(handler)
+        if not self._busy:
+            self.flush()
 
     def _fail(self, handler: BaseRequestHandler) -> None:
         session = self.session
@@ -324,6 +375,20 @@ class HTTP2Protocol(asyncio.Protocol):
             log.debug("cannot reset stream %d", handler.stream_id, exc_info=True)
 
     def _close_handler(self, handler: BaseRequestHandler, error_code: int) -> None:
+        if handler._inbox is not None or handler._drained is not None or handler._task is not None:
+            gone = ClientDisconnected(
+                f"stream {handler.stream_id} closed ({ErrorCode(error_code).name})"
+            )
+            if handler._inbox is not None and not handler._inbox.done:
+                handler._inbox.close(gone)
+            if handler._drained is not None:
+                if not handler._drained.done():
+                    handler._drained.set_exception(gone)
+                    handler._drained.exception()  # retrieved: no "never retrieved" warning
+                handler._drained = None
+            task = handler._task
+            if error_code and task is not None and not task.done():
+                task.cancel()
         reader = handler._reader
         handler._generator = handler._reader = None
         if reader is not None and getattr(handler, "_owns_reader", False):
@@ -387,6 +452,56 @@ class HTTP2Protocol(asyncio.Protocol):
         handler.status = status
         if not self._busy:
             self.flush()
+
+    def send_informational(self, handler: BaseRequestHandler, fields: list) -> None:
+        if self.session is None:
+            raise ClientDisconnected("the connection is closed")
+        self.session.send_informational_response(handler.stream_id, fields)
+        if not self._busy:
+            self.flush()
+
+    def begin_response(self, handler: BaseRequestHandler, status: int, fields: list) -> None:
+        if self.session is None or handler.stream_id not in self.handlers:
+            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
+        self.session.send_response(handler.stream_id, fields, end_stream=False)
+        handler.status = status
+        if not self._busy:
+            self.flush()
+
+    async def write(self, handler: BaseRequestHandler, data: bytes) -> None:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers:
+            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
+        if handler.status is None:
+            raise InvalidResponse("write() comes after begin_response()")
+        if data:
+            session.send_data(handler.stream_id, data)
+            handler._body_bytes += len(data)
+            handler._unsent += len(data)
+            if not self._busy:
+                self.flush()
+        while handler._unsent > STREAM_HIGH_WATER and handler.stream_id in self.handlers:
+            if handler._drained is None:
+                handler._drained = self._loop.create_future()
+            await handler._drained
+
+    def end_response(self, handler: BaseRequestHandler, trailers: Optional[list]) -> None:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers:
+            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
+        if trailers:
+            session.send_trailers(handler.stream_id, trailers)
+        else:
+            session.end_stream(handler.stream_id)
+        if not self._busy:
+            self.flush()
+
+    def consumed(self, handler: BaseRequestHandler, amount: int) -> None:
+        """A coroutine handler read ``amount`` body bytes: open the window."""
+        if self.session is not None and handler.stream_id in self.handlers:
+            self.session.acknowledge_stream_data(amount, handler.stream_id)
+            if not self._busy:
+                self.flush()
 
     def push_promise(self, handler: BaseRequestHandler, request: list) -> BaseRequestHandler:
         session = self.session
@@ -548,6 +663,21 @@ class HTTP2Protocol(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_COROUTINE_FUNCTIONS: dict = {}
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    known = _COROUTINE_FUNCTIONS.get(func)
+    if known is None:
+        known = _COROUTINE_FUNCTIONS[func] = asyncio.iscoroutinefunction(func)
+    return known
 
 
 def _content_length(headers: list) -> Optional[int]:

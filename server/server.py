@@ -70,7 +70,11 @@ class HTTP2Server:
             SettingCode.INITIAL_WINDOW_SIZE: limits.initial_window_size,
         }
         announced.update(settings or {})
-        self.session_options: dict[str, Any] = {"settings": announced}
+        # Windows open as handlers consume the body (see HTTP2Protocol._data).
+        self.session_options: dict[str, Any] = {
+            "settings": announced,
+            "auto_window_update": False,
+        }
         if FEATURES["stream_reset_rate_limit"]:
             self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
         if FEATURES["max_continuations"]:
