@@ -4,7 +4,6 @@ over HTTP/2 (TLS by default)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import importlib
 import logging
@@ -17,6 +16,8 @@ from .handler import BaseRequestHandler
 from .limits import Limits
 from .server import HTTP2Server
 from .tls import development_context, server_context
+from .workers import LOOPS, loop_factory, serve_workers
+from .workers import run as run_on_loop
 
 
 def _load_handler(spec: str) -> type[BaseRequestHandler]:
@@ -85,6 +86,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--no-access-log", action="store_true", help="no line per response")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--loop", default="asyncio", choices=LOOPS,
+                        help="event loop: asyncio (default), uvloop, or auto (uvloop if installed)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="N processes sharing the port with SO_REUSEPORT (default 1); "
+                        "SIGTERM to the parent stops them all gracefully")
     _add_limit_flags(parser.add_argument_group("limits and timeouts ('none' turns one off)"))
     args = parser.parse_args(argv)
     if args.directory and args.handler:
@@ -93,6 +99,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         parser.error("--key goes with --cert")
     if args.no_tls and args.cert:
         parser.error("--cert makes no sense with --no-tls")
+    if args.workers < 1:
+        parser.error("--workers takes a number >= 1")
     return args
 
 
@@ -102,6 +110,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    try:
+        loop_factory(args.loop)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.handler:
         handler, what = _load_handler(args.handler), args.handler
     elif args.directory:
@@ -118,19 +131,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         tls_note = "HTTP/2 over TLS, self-signed development certificate"
     port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
     server = HTTP2Server((args.host, port), handler, ssl=context, limits=limits_from(args),
-                         access_log=not args.no_access_log)
+                         access_log=not args.no_access_log, loop=args.loop,
+                         workers=args.workers)
 
-    async def run() -> None:
-        await server.start()
-        url = server.url
+    def announce(url: str) -> None:
         curl = f"curl --http2-prior-knowledge {url}" if args.no_tls else (
             f"curl --http2 {'-k ' if not args.cert else ''}{url}")
         print(f"Serving {what} on {url} ({tls_note})", flush=True)
         print(f"Try:  {curl}\n      nghttp -v {url}\nCtrl-C stops.", flush=True)
+
+    async def run() -> None:
+        await server.start()
+        announce(server.url)
         await server.serve_until_signal()
 
     try:
-        asyncio.run(run())
+        if args.workers > 1:
+            return serve_workers(server, ready=announce)
+        run_on_loop(run(), args.loop)
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -14,6 +14,7 @@ from nghttp2_cffi import FEATURES, SettingCode
 from .handler import BaseRequestHandler
 from .limits import Limits
 from .protocol import HTTP2Protocol
+from .workers import loop_factory, run, serve_workers
 
 log = logging.getLogger("server")
 
@@ -34,6 +35,12 @@ class HTTP2Server:
     gracefully).  Inside a running loop: ``await server.start()`` or
     ``async with server:``, then :meth:`shutdown` or :meth:`close`.
 
+    ``loop``: the event loop :meth:`serve_forever` runs: ``"asyncio"`` (the
+    default), ``"uvloop"``, ``"auto"`` (uvloop if installed) or a loop
+    factory.  ``workers``: with N > 1, :meth:`serve_forever` forks N
+    processes, each with its own loop and a ``SO_REUSEPORT`` socket on the
+    same port (see :mod:`server.workers`).
+
     ``limits``: a :class:`~server.limits.Limits` (limits and timeouts);
     ``settings``: extra SETTINGS to announce, over those ``limits`` implies.
     """
@@ -49,6 +56,9 @@ class HTTP2Server:
         access_log: bool = True,
         shutdown_timeout: float = 30.0,
         backlog: int = 1024,
+        loop: Any = None,
+        workers: int = 1,
+        reuse_port: bool = False,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type) and
                 issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -63,6 +73,12 @@ class HTTP2Server:
         self.access_log = access_log
         self.shutdown_timeout = shutdown_timeout
         self.backlog = backlog
+        loop_factory(loop)  # a missing uvloop fails here, not at serve time
+        self.loop = loop
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, not {workers!r}")
+        self.workers = workers
+        self.reuse_port = reuse_port
         self.limits = limits = limits or Limits()
         announced = {
             SettingCode.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
@@ -98,6 +114,7 @@ class HTTP2Server:
             ssl=self.ssl,
             reuse_address=True,
             backlog=self.backlog,
+            reuse_port=self.reuse_port or None,
         )
         log.info("listening on %s", self.url)
 
@@ -136,9 +153,14 @@ class HTTP2Server:
         await self._closed.wait()
 
     def serve_forever(self) -> None:
-        """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+        """Serve until SIGINT or SIGTERM, then shut down gracefully (on the
+        ``loop`` chosen, in ``workers`` processes)."""
+        if self.workers > 1:
+            if serve_workers(self) != 0:
+                raise RuntimeError("the worker processes could not start (see the log)")
+            return
         try:
-            asyncio.run(self.serve_until_signal())
+            run(self.serve_until_signal(), self.loop)
         except KeyboardInterrupt:
             pass
 
