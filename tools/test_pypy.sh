@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The PyPy leg: builds nghttp2_cffi for Debian's pypy3 (cffi is built into
+# PyPy) in .venv-pypy and runs the binding's tests there.  Installs pypy3,
+# pypy3-dev (headers) and pypy3-venv when missing.  Extra arguments go to
+# pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+for pkg in pypy3 pypy3-dev pypy3-venv libnghttp2-dev pkg-config gcc libc6-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "pypy: installing ${need[*]}"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+if [ -e .venv-pypy ] && ! .venv-pypy/bin/python -c '' >/dev/null 2>&1; then
+    rm -rf .venv-pypy
+fi
+[ -x .venv-pypy/bin/python ] || pypy3 -m venv .venv-pypy
+# cryptography (for trustme) has PyPy wheels but no easy source build.
+.venv-pypy/bin/python -m pip install -q --only-binary=cryptography -e '.[test]'
+.venv-pypy/bin/python -c 'import sys, nghttp2_cffi as n; print("pypy: ready (%s %s / libnghttp2 %s)" % (sys.implementation.name, sys.version.split()[0], n.VERSION))'
+exec tools/binding_tests.sh .venv-pypy/bin/python "$@"
