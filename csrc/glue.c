@@ -68,6 +68,8 @@ typedef struct {
   const uint8_t *in; /* the buffer n2c_recv is reading, for zero-copy DATA */
   size_t in_len;
   size_t hdr_off;    /* where the header block being received starts in pl */
+  int hdr_open;      /* a header block is being received (may span calls) */
+  int moved;         /* ev, pl or out was reallocated since the last return */
   n2c_stream streams; /* list head of live bodies */
 } n2c_session;
 
@@ -100,8 +102,22 @@ static int n2c_reserve(void **buf, size_t *cap, size_t need, size_t unit) {
   return 0;
 }
 
+/* n2c_reserve for a session buffer: notes in s->moved that Python's view of
+ * the buffers is stale. */
+static int n2c_grow(n2c_session *s, void **buf, size_t *cap, size_t need,
+                    size_t unit) {
+  void *old = *buf;
+  if (n2c_reserve(buf, cap, need, unit) != 0) {
+    return -1;
+  }
+  if (*buf != old) {
+    s->moved = 1;
+  }
+  return 0;
+}
+
 static int n2c_put_bytes(n2c_session *s, const uint8_t *p, size_t n) {
-  if (n2c_reserve((void **)&s->pl, &s->pl_cap, s->pl_len + n, 1) != 0) {
+  if (n2c_grow(s, (void **)&s->pl, &s->pl_cap, s->pl_len + n, 1) != 0) {
     return -1;
   }
   if (n) {
@@ -114,8 +130,8 @@ static int n2c_put_bytes(n2c_session *s, const uint8_t *p, size_t n) {
 static int n2c_event(n2c_session *s, int64_t kind, int64_t stream_id,
                      int64_t a, int64_t b, int64_t c, int64_t d) {
   int64_t *e;
-  if (n2c_reserve((void **)&s->ev, &s->ev_cap, s->ev_len + N2C_EV_WORDS,
-                  sizeof(int64_t)) != 0) {
+  if (n2c_grow(s, (void **)&s->ev, &s->ev_cap, s->ev_len + N2C_EV_WORDS,
+               sizeof(int64_t)) != 0) {
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   e = s->ev + s->ev_len;
@@ -137,11 +153,6 @@ static int n2c_event_pl(n2c_session *s, int64_t kind, int64_t stream_id,
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   return n2c_event(s, kind, stream_id, a, b, (int64_t)off, (int64_t)n);
-}
-
-void n2c_clear_events(n2c_session *s) {
-  s->ev_len = 0;
-  s->pl_len = 0;
 }
 
 /* ---- header blocks in and out -------------------------------------------- */
@@ -298,6 +309,7 @@ static int n2c_on_begin_headers(nghttp2_session *session,
   (void)session;
   (void)frame;
   s->hdr_off = s->pl_len;
+  s->hdr_open = 1;
   return 0;
 }
 
@@ -326,6 +338,7 @@ static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
 static int n2c_headers_event(n2c_session *s, int64_t kind, int64_t stream_id,
                              int64_t a, int64_t b) {
   size_t off = s->hdr_off, len = s->pl_len - off;
+  s->hdr_open = 0;
   if (len) {
     --len;
   }
@@ -435,6 +448,8 @@ static int n2c_on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 /* ---- sessions ------------------------------------------------------------ */
 
+void n2c_session_del(n2c_session *s);
+
 n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
   nghttp2_session_callbacks *cbs;
   n2c_session *s = calloc(1, sizeof(n2c_session));
@@ -443,9 +458,18 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
     return NULL;
   }
   s->streams.next = s->streams.prev = &s->streams;
+  /* Allocated up front so that Python never sees a NULL buffer. */
+  if (n2c_reserve((void **)&s->ev, &s->ev_cap, 16 * N2C_EV_WORDS,
+                  sizeof(int64_t)) != 0 ||
+      n2c_reserve((void **)&s->pl, &s->pl_cap, 1, 1) != 0 ||
+      n2c_reserve((void **)&s->out, &s->out_cap, 1, 1) != 0) {
+    *rv = NGHTTP2_ERR_NOMEM;
+    n2c_session_del(s);
+    return NULL;
+  }
   *rv = nghttp2_session_callbacks_new(&cbs);
   if (*rv != 0) {
-    free(s);
+    n2c_session_del(s);
     return NULL;
   }
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
@@ -464,7 +488,8 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
   }
   nghttp2_session_callbacks_del(cbs);
   if (*rv != 0) {
-    free(s);
+    s->session = NULL;
+    n2c_session_del(s);
     return NULL;
   }
   return s;
@@ -486,8 +511,32 @@ void n2c_session_del(n2c_session *s) {
 
 nghttp2_session *n2c_session_raw(n2c_session *s) { return s->session; }
 
+#define N2C_R_MOVED 1
+#define N2C_R_EVENTS 2
+
+static ssize_t n2c_result(n2c_session *s, size_t count) {
+  ssize_t r = (ssize_t)(count << 2);
+  if (s->ev_len) {
+    r |= N2C_R_EVENTS;
+  }
+  if (s->moved) {
+    r |= N2C_R_MOVED;
+    s->moved = 0;
+  }
+  return r;
+}
+
 ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
   n2c_ssize rv;
+  s->ev_len = 0;
+  if (s->hdr_open) {
+    /* Keep the part of a header block that earlier input brought. */
+    s->pl_len -= s->hdr_off;
+    memmove(s->pl, s->pl + s->hdr_off, s->pl_len);
+    s->hdr_off = 0;
+  } else {
+    s->pl_len = 0;
+  }
   s->in = (const uint8_t *)in;
   s->in_len = inlen;
 #if N2C_HAS_SSIZE_API
@@ -497,10 +546,14 @@ ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
 #endif
   s->in = NULL;
   s->in_len = 0;
-  return (ssize_t)rv;
+  if (rv < 0) {
+    return (ssize_t)rv;
+  }
+  return n2c_result(s, s->ev_len);
 }
 
 ssize_t n2c_send(n2c_session *s, size_t limit) {
+  s->ev_len = 0; /* sending queues no payload: pl stays as it is */
   s->out_len = 0;
   for (;;) {
     const uint8_t *p;
@@ -515,8 +568,8 @@ ssize_t n2c_send(n2c_session *s, size_t limit) {
     if (n == 0) {
       break;
     }
-    if (n2c_reserve((void **)&s->out, &s->out_cap, s->out_len + (size_t)n,
-                    1) != 0) {
+    if (n2c_grow(s, (void **)&s->out, &s->out_cap, s->out_len + (size_t)n,
+                 1) != 0) {
       return NGHTTP2_ERR_NOMEM;
     }
     memcpy(s->out + s->out_len, p, (size_t)n);
@@ -525,7 +578,7 @@ ssize_t n2c_send(n2c_session *s, size_t limit) {
       break;
     }
   }
-  return (ssize_t)s->out_len;
+  return n2c_result(s, s->out_len);
 }
 
 /* A provider for a new body, or NULL for none. */

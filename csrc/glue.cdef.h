@@ -37,23 +37,37 @@ static const int N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES;
 
 typedef struct {
     int64_t *ev;          /* event words */
-    size_t ev_len;
+    size_t ev_len, ev_cap;
     char *pl;             /* bytes the events point into */
-    size_t pl_len;
+    size_t pl_len, pl_cap;
     char *out;            /* bytes to send */
-    size_t out_len;
+    size_t out_len, out_cap;
     ...;
 } n2c_session;
 
 n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv);
 void n2c_session_del(n2c_session *s);
 nghttp2_session *n2c_session_raw(n2c_session *s);
-void n2c_clear_events(n2c_session *s);
 
-/* Feed received bytes; returns bytes read or a negative nghttp2 error. */
+/* n2c_recv and n2c_send first drop the events and payload of the previous
+ * call (Python takes them right after each call), so s->ev and s->out hold
+ * only what this call produced (s->pl may also hold the start of a header
+ * block that is still being received).  The buffers are never NULL; they
+ * only move (realloc) when they grow.
+ *
+ * On success both return (count << 2) | flags, where
+ *   N2C_R_EVENTS: s->ev holds events (s->ev_len words)
+ *   N2C_R_MOVED:  a buffer moved since the last return: views are stale
+ * and count is, for n2c_recv, the number of event words, for n2c_send, the
+ * number of bytes in s->out.  Errors are negative nghttp2 codes; the events
+ * queued before the error stay in s->ev and s->pl. */
+#define N2C_R_MOVED ...
+#define N2C_R_EVENTS ...
+
+/* Feed received bytes (all of them are read). */
 ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen);
-/* Serialize pending frames into s->out (dropped first); stops once at least
- * `limit` bytes are there (0: no limit).  Returns bytes or negative error. */
+/* Serialize pending frames into s->out; stops once at least `limit` bytes are
+ * there (0: no limit). */
 ssize_t n2c_send(n2c_session *s, size_t limit);
 
 /* Header blocks are passed as name\0value\0name\0value with nfields pairs. */

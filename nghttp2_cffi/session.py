@@ -52,10 +52,13 @@ _EV_GOAWAY_SENT = lib.N2C_EV_GOAWAY_SENT
 _BODY_NONE = lib.N2C_BODY_NONE
 _BODY_PROVIDER = lib.N2C_BODY_PROVIDER
 
-_unpack = ffi.unpack
+_R_MOVED = lib.N2C_R_MOVED
+_R_EVENTS = lib.N2C_R_EVENTS
+_NULL = ffi.NULL
+_buffer = ffi.buffer
+_records = struct.Struct(f"{lib.N2C_EV_WORDS}q").iter_unpack
 _recv = lib.n2c_recv
 _send = lib.n2c_send
-_clear = lib.n2c_clear_events
 _submit_response = lib.n2c_submit_response
 _submit_request = lib.n2c_submit_request
 _provide = lib.n2c_provide
@@ -91,10 +94,14 @@ def _value_bytes(value: Union[str, bytes, bytearray, memoryview, int]) -> bytes:
 
 
 def _split_headers(block: bytes) -> ev.Headers:
-    if not block:
-        return []
-    it = iter(block.split(b"\0"))
+    it = iter(block.split(b"\0"))  # b"" gives [b""]: no pairs
     return list(zip(it, it))
+
+
+_RequestReceived = ev.RequestReceived
+_ResponseReceived = ev.ResponseReceived
+_DataReceived = ev.DataReceived
+_StreamClosed = ev.StreamClosed
 
 
 class _OutBody:
@@ -181,6 +188,7 @@ class Session:
             raise error_for(rv[0])
         self._s = ffi.gc(s, lib.n2c_session_del)
         self._raw = lib.n2c_session_raw(s)
+        self._map_buffers()
         self._events: list[ev.Event] = []
         self._bodies: dict[int, Any] = {}  # stream id -> bytes body or _OutBody
         self._pending_out = b""  # bytes taken from nghttp2 but not yet returned
@@ -196,6 +204,7 @@ class Session:
             ffi.release(self._s)
             self._s = None
             self._raw = ffi.NULL
+            self._ev = self._pl = self._out = None  # views of freed memory
             self._bodies.clear()
 
     def __enter__(self) -> Session:
@@ -228,12 +237,15 @@ class Session:
         """
         if data.__class__ is not bytes:
             data = bytes(data)
-        s = self._s
-        rv = _recv(s, data, len(data))
-        if s.ev_len:
-            self._collect(data)
-        if rv < 0:
-            self._fail(rv)
+        r = _recv(self._s, data, len(data))
+        if r > 0:
+            if r & _R_MOVED:
+                self._map_buffers()
+            self._collect(r >> 2, data)
+        elif r < 0:
+            self._map_buffers()
+            self._collect(self._s.ev_len, data)
+            self._fail(r)
         out = self._events
         self._events = []
         return out
@@ -250,35 +262,45 @@ class Session:
             lib.nghttp2_session_terminate_session(self._raw, exc.error_code)
         raise exc
 
-    def _collect(self, data: Optional[bytes]) -> None:
+    def _map_buffers(self) -> None:
+        """(Re)make the views of the C buffers; n2c_recv/n2c_send say when
+        one of them moved."""
         s = self._s
-        words = _unpack(s.ev, s.ev_len)
-        pl = _unpack(s.pl, s.pl_len) if s.pl_len else b""
-        _clear(s)
+        self._ev = _buffer(s.ev, s.ev_cap * 8)
+        self._pl = _buffer(s.pl, s.pl_cap)
+        self._out = _buffer(s.out, s.out_cap)
+
+    def _collect(self, nwords: int, data: Optional[bytes]) -> None:
+        """Turn the event records of the last n2c_recv/n2c_send into events.
+
+        ``data``: the input of n2c_recv, which DATA events may point into.
+        """
+        pl = self._pl
         append = self._events.append
-        it = iter(words)
-        for kind, sid, a, b, c, d in zip(it, it, it, it, it, it):
-            if kind == _EV_DATA:
-                if b:
-                    append(ev.DataReceived(sid, data[c : c + d], bool(a)))  # type: ignore[index]
-                else:
-                    append(ev.DataReceived(sid, pl[c : c + d], bool(a)))
-            elif kind == _EV_HEADERS:
-                headers = _split_headers(pl[c : c + d])
+        for kind, sid, a, b, c, d in _records(self._ev[: nwords * 8]):
+            if kind == _EV_HEADERS:
+                it_h = iter(pl[c : c + d].split(b"\0"))
+                headers = list(zip(it_h, it_h))
                 if a == _HCAT_REQUEST:
-                    append(ev.RequestReceived(sid, headers, bool(b)))
+                    append(_RequestReceived(sid, headers, b != 0))
                 elif headers and headers[0][0] == b":status":
                     if headers[0][1][:1] == b"1":
                         append(ev.InformationalResponseReceived(sid, headers))
                     else:
-                        append(ev.ResponseReceived(sid, headers, bool(b)))
+                        append(_ResponseReceived(sid, headers, b != 0))
                 elif a == _HCAT_RESPONSE or a == _HCAT_PUSH_RESPONSE:
-                    append(ev.ResponseReceived(sid, headers, bool(b)))
+                    append(_ResponseReceived(sid, headers, b != 0))
                 else:
                     append(ev.TrailersReceived(sid, headers))
+            elif kind == _EV_DATA:
+                if b:
+                    append(_DataReceived(sid, data[c : c + d], a != 0))  # type: ignore[index]
+                else:
+                    append(_DataReceived(sid, pl[c : c + d], a != 0))
             elif kind == _EV_STREAM_CLOSED:
-                self._bodies.pop(sid, None)
-                append(ev.StreamClosed(sid, a))
+                if self._bodies:
+                    self._bodies.pop(sid, None)
+                append(_StreamClosed(sid, a))
             elif kind == _EV_WANT_DATA:
                 self._want_data(sid, a)
             elif kind == _EV_RST_STREAM:
@@ -309,27 +331,43 @@ class Session:
         An exception raised by a reader body surfaces here, after its stream
         was reset; the bytes produced before it are kept for the next call.
         """
-        out = self._pending_out
-        self._pending_out = b""
+        r = _send(self._s, limit)
+        if r & _R_MOVED:
+            self._map_buffers()
+        out = self._out[: r >> 2] if r > 3 else b""
+        if r < 0 or r & _R_EVENTS or self._pending_out:
+            return self._send_more(out, r, limit)
+        return out
+
+    def _send_more(self, out: bytes, r: int, limit: int) -> bytes:
+        """data_to_send beyond one plain n2c_send: bytes held back from an
+        earlier call, events to collect (bodies asking for more data, which
+        may make more to send), errors."""
         s = self._s
+        if self._pending_out:
+            out = self._pending_out + out
+            self._pending_out = b""
         while True:
-            n = _send(s, limit)
-            if n < 0:
+            if r < 0:
+                self._map_buffers()
+                self._collect(s.ev_len, None)
                 self._pending_out = out
-                check(n)
-            if n:
-                out = out + _unpack(s.out, n) if out else _unpack(s.out, n)
-            if not s.ev_len:
-                break
-            self._collect(None)
+                check(r)
+            if not r & _R_EVENTS:
+                return out
+            self._collect(s.ev_len, None)
             if self._error is not None:
                 exc, self._error = self._error, None
                 self._pending_out = out
                 raise exc
             if not self._provided or (limit and len(out) >= limit):
-                break
+                return out
             self._provided = False
-        return out
+            r = _send(s, limit)
+            if r & _R_MOVED:
+                self._map_buffers()
+            if r > 3:
+                out += self._out[: r >> 2]
 
     @property
     def want_read(self) -> bool:
@@ -354,10 +392,13 @@ class Session:
         :meth:`send_data`, :meth:`send_trailers` and :meth:`end_stream`.
         """
         block, n = encode_headers(headers)
+        if body is None and end_stream and trailers is None:  # the common case
+            sid = _submit_request(self._s, block, len(block), n, _BODY_NONE, _NULL, 0, 0)
+            return sid if sid > 0 else check(sid)
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
         sid = _submit_request(
-            self._s, block, len(block), n, kind, chunk or ffi.NULL, len(chunk or b""), eof
+            self._s, block, len(block), n, kind, chunk or _NULL, len(chunk or b""), eof
         )
         check(sid)
         self._attach(sid, state, trailers)
@@ -374,6 +415,22 @@ class Session:
     ) -> None:
         """Answer a request (server side); ``body`` as for :meth:`send_request`."""
         block, n = encode_headers(headers)
+        if end_stream and trailers is None:  # the common cases: no body, bytes
+            if body is None:
+                rv = _submit_response(
+                    self._s, stream_id, block, len(block), n, _BODY_NONE, _NULL, 0, 0
+                )
+                if rv:
+                    check(rv)
+                return
+            if body.__class__ is bytes:
+                rv = _submit_response(
+                    self._s, stream_id, block, len(block), n, _BODY_PROVIDER, body, len(body), 1
+                )
+                if rv:
+                    check(rv)
+                self._bodies[stream_id] = body  # C reads it until the stream closes
+                return
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
         check(
@@ -384,7 +441,7 @@ class Session:
                 len(block),
                 n,
                 kind,
-                chunk or ffi.NULL,
+                chunk or _NULL,
                 len(chunk or b""),
                 eof,
             )
