@@ -102,6 +102,11 @@ _MESSAGES: dict[int, str] = {
     lib.NGHTTP2_ERR_PROTO: "Protocol error: not allowed on this side (client or server)",
 }
 
+#: nghttp2_session_mem_recv's answer to a CONTINUATION flood (1.61, and
+#: backported by distributions with nghttp2_option_set_max_continuations);
+#: not in the cdef, which declares only what every supported nghttp2.h has.
+ERR_TOO_MANY_CONTINUATIONS: int = getattr(lib, "NGHTTP2_ERR_TOO_MANY_CONTINUATIONS", -905)
+
 # What the session sends the peer when mem_recv fails with these.
 PROTOCOL_ERRORS: dict[int, ErrorCode] = {
     lib.NGHTTP2_ERR_BAD_CLIENT_MAGIC: ErrorCode.PROTOCOL_ERROR,
@@ -111,13 +116,15 @@ PROTOCOL_ERRORS: dict[int, ErrorCode] = {
     lib.NGHTTP2_ERR_SETTINGS_EXPECTED: ErrorCode.PROTOCOL_ERROR,
     lib.NGHTTP2_ERR_TOO_MANY_SETTINGS: ErrorCode.ENHANCE_YOUR_CALM,
     lib.NGHTTP2_ERR_FLOODED: ErrorCode.ENHANCE_YOUR_CALM,
+    ERR_TOO_MANY_CONTINUATIONS: ErrorCode.ENHANCE_YOUR_CALM,
 }
+_FLOODS = (lib.NGHTTP2_ERR_FLOODED, ERR_TOO_MANY_CONTINUATIONS)
 
 
 def error_for(code: int) -> NGHTTP2Error:
     """The exception for a negative nghttp2 return value."""
     if code in PROTOCOL_ERRORS:
-        cls = FloodedError if code == lib.NGHTTP2_ERR_FLOODED else ProtocolError
+        cls = FloodedError if code in _FLOODS else ProtocolError
         return cls(code, PROTOCOL_ERRORS[code])
     return _BY_CODE.get(code, NGHTTP2Error)(code, _MESSAGES.get(code))
 

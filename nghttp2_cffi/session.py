@@ -93,6 +93,17 @@ def _value_bytes(value: Union[str, bytes, bytearray, memoryview, int]) -> bytes:
     return bytes(value)
 
 
+def _fields(headers: HeaderInput) -> tuple[bytes, int]:
+    """encode_headers for a block the glue parses later (trailers): a NUL
+    inside a name or value would fail only then, killing the session."""
+    block, n = encode_headers(headers)
+    if n and block.count(b"\0") != 2 * n - 1:
+        raise InvalidArgumentError(
+            lib.NGHTTP2_ERR_INVALID_ARGUMENT, "header names and values must not contain NUL"
+        )
+    return block, n
+
+
 def _split_headers(block: bytes) -> ev.Headers:
     it = iter(block.split(b"\0"))  # b"" gives [b""]: no pairs
     return list(zip(it, it))
@@ -194,6 +205,7 @@ class Session:
         self._pending_out = b""  # bytes taken from nghttp2 but not yet returned
         self._provided = False  # a body got data during a send: send again
         self._error: Optional[BaseException] = None
+        self._trailers: tuple[bytes, int] = (b"", 0)  # from _body_plan to _attach
         self.update_settings(DEFAULT_SETTINGS if settings is None else settings)
 
     # ---- lifetime ------------------------------------------------------
@@ -452,6 +464,9 @@ class Session:
         self, body: Any, end_stream: bool, trailers: Optional[HeaderInput]
     ) -> tuple[int, Optional[bytes], int, Any]:
         """(glue body kind, first chunk, eof, what Python keeps)."""
+        if trailers is not None:
+            # Checked before the headers are submitted; _attach sets them.
+            self._trailers = _fields(trailers)
         if body is None:
             if end_stream and trailers is None:
                 return _BODY_NONE, None, 0, None
@@ -467,7 +482,7 @@ class Session:
             return
         self._bodies[sid] = state
         if trailers is not None:
-            block, n = encode_headers(trailers)
+            block, n = self._trailers
             check(lib.n2c_set_trailers(self._s, sid, block, len(block), n))
 
     def send_headers(self, stream_id: int, headers: HeaderInput, *, end_stream: bool = False) -> None:
@@ -511,7 +526,7 @@ class Session:
         out = self._bodies.get(stream_id)
         if out is None or out.__class__ is bytes or out.ended:
             raise _no_body(stream_id)
-        block, n = encode_headers(headers)
+        block, n = _fields(headers)
         check(lib.n2c_set_trailers(self._s, stream_id, block, len(block), n))
         self.end_stream(stream_id)
 
