@@ -34,7 +34,12 @@ from nghttp2_cffi import (
     WindowUpdated,
 )
 
-GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.com"), (b":path", b"/")]
+GET = [
+    (b":method", b"GET"),
+    (b":scheme", b"https"),
+    (b":authority", b"example.com"),
+    (b":path", b"/"),
+]
 POST = [
     (b":method", b"POST"),
     (b":scheme", b"https"),
@@ -64,7 +69,9 @@ class H2Peer:
         self.outgoing: dict[int, list] = {}  # stream id -> [data, end_stream, trailers]
         self.events: list = []
 
-    def send_body(self, stream_id: int, data: bytes, end_stream: bool = True, trailers=None) -> None:
+    def send_body(
+        self, stream_id: int, data: bytes, end_stream: bool = True, trailers=None
+    ) -> None:
         self.outgoing[stream_id] = [data, end_stream, trailers]
         self.flush()
 
@@ -199,9 +206,7 @@ def test_h2_client_trailers_both_ways(with_h2_client):
     seen_s, _ = exchange(server, client)
     assert our_body(seen_s, sid) == b"grpc-frame"
     assert of(seen_s, TrailersReceived) == [TrailersReceived(sid, [(b"x-client-trailer", b"yes")])]
-    server.send_response(
-        sid, [(":status", "200")], b"reply", trailers=[("grpc-status", "0")]
-    )
+    server.send_response(sid, [(":status", "200")], b"reply", trailers=[("grpc-status", "0")])
     _, seen_c = exchange(server, client)
     assert h2_body(seen_c, sid) == b"reply"
     (trailers,) = of(seen_c, h2.events.TrailersReceived)
@@ -319,7 +324,9 @@ def test_h2_client_ping_and_settings(with_h2_client):
     assert of(seen_s, PingReceived) == [PingReceived(b"h2-ping!")]
     (ack,) = of(seen_c, h2.events.PingAckReceived)
     assert ack.ping_data == b"h2-ping!"
-    assert of(seen_s, SettingsReceived) == [SettingsReceived({SettingCode.MAX_CONCURRENT_STREAMS: 33})]
+    assert of(seen_s, SettingsReceived) == [
+        SettingsReceived({SettingCode.MAX_CONCURRENT_STREAMS: 33})
+    ]
     assert of(seen_c, h2.events.SettingsAcknowledged)
     server.ping(b"ours-abc")
     server.update_settings({SettingCode.MAX_CONCURRENT_STREAMS: 5})

@@ -403,7 +403,9 @@ def test_settings(pair, pump):
     )
     seen_c, seen_s = pump(client, server)
     assert of(seen_s, SettingsReceived) == [
-        SettingsReceived({SettingCode.MAX_CONCURRENT_STREAMS: 7, SettingCode.INITIAL_WINDOW_SIZE: 1 << 20})
+        SettingsReceived(
+            {SettingCode.MAX_CONCURRENT_STREAMS: 7, SettingCode.INITIAL_WINDOW_SIZE: 1 << 20}
+        )
     ]
     assert of(seen_c, SettingsAcknowledged) == [SettingsAcknowledged()]
     assert server.remote_settings[SettingCode.MAX_CONCURRENT_STREAMS] == 7
@@ -457,7 +459,7 @@ def test_terminate(pair, pump):
     client, server = pair
     assert client.want_read and server.want_read
     server.terminate(ErrorCode.INTERNAL_ERROR)
-    seen_c, seen_s = pump(client, server)
+    seen_c, _ = pump(client, server)
     assert of(seen_c, GoAwayReceived) == [GoAwayReceived(0, ErrorCode.INTERNAL_ERROR, b"")]
     assert not server.want_read and not server.want_write
 
