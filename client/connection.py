@@ -1,0 +1,567 @@
+"""ClientConnection: the client side of one HTTP/2 connection.
+
+An :class:`asyncio.Protocol` around a client :class:`~nghttp2_cffi.Session`:
+it feeds received bytes to the session, hands each stream's events to that
+stream's *sink*, and writes what the session produces no further ahead than
+the transport's write buffer allows.
+
+Flow control follows consumption: the session runs with
+``auto_window_update=False`` and a sink calls :meth:`ClientConnection.consume`
+once its reader has taken the bytes, so a stream's unread data is bounded by
+its window (``stream_window``).  The connection window is opened to its
+maximum, so an unread stream never stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+from typing import Any, Optional
+
+from nghttp2_cffi import (
+    CallbackError,
+    DataReceived,
+    DataRequested,
+    ErrorCode,
+    GoAwayReceived,
+    GoAwaySent,
+    InformationalResponseReceived,
+    NGHTTP2Error,
+    PingAcknowledged,
+    ProtocolError,
+    PushPromiseReceived,
+    ResponseReceived,
+    Session,
+    SettingCode,
+    SettingsReceived,
+    StreamClosed,
+    StreamReset,
+    TrailersReceived,
+)
+
+from .errors import (
+    ClientError,
+    ConnectionClosedError,
+    GoAwayError,
+    NegotiationError,
+    RemoteProtocolError,
+    StreamResetError,
+)
+
+log = logging.getLogger("client")
+
+#: How much to take from nghttp2 per write: request bodies go out in pieces
+#: this size, so the transport's pause_writing() stops them in time.
+WRITE_CHUNK = 256 * 1024
+#: Default receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE):
+#: the most a stream buffers while nobody reads it.
+DEFAULT_STREAM_WINDOW = 1 << 20
+#: The receive window of the connection: the largest allowed.  Streams are
+#: bounded by their own windows; this one must never be what stalls them.
+CONNECTION_WINDOW = (1 << 31) - 1
+#: Streams the server may push at once (our SETTINGS_MAX_CONCURRENT_STREAMS).
+DEFAULT_MAX_PUSHES = 100
+_UNLIMITED = (1 << 31) - 1
+
+
+class StreamSink:
+    """What a stream's events go to.  Every method may be overridden."""
+
+    #: Set by the connection when the stream took a concurrency slot.
+    slot = False
+
+    def on_informational(self, headers: list) -> None:
+        """A 1xx response."""
+
+    def on_response(self, headers: list, end_stream: bool) -> None:
+        """The final response's header block."""
+
+    def on_data(self, conn: ClientConnection, stream_id: int, data: bytes, end: bool) -> None:
+        """A body chunk: call ``conn.consume(stream_id, len(data))`` once read."""
+        conn.consume(stream_id, len(data))
+
+    def on_trailers(self, headers: list) -> None:
+        """The trailing header block; the response is complete."""
+
+    def on_reset(self, error_code: int) -> None:
+        """The server sent RST_STREAM."""
+
+    def on_closed(self, error_code: int, error: Optional[ClientError]) -> None:
+        """The stream closed.  ``error``: why, when it did not close cleanly."""
+
+    def on_push_promise(self, promised_stream_id: int, headers: list) -> Optional[StreamSink]:
+        """The server promised a push on this stream: return the pushed
+        stream's sink to accept it, None to refuse it (RST_STREAM CANCEL)."""
+        return None
+
+    def on_data_requested(self) -> None:
+        """The request body sent everything it was given and may take more."""
+
+
+class Unavailable(Exception):
+    """Internal: the connection takes no new streams (GOAWAY, closed); the
+    request was not sent and may go on a new connection.  ``reason`` is what
+    to raise if it cannot."""
+
+    def __init__(self, reason: ClientError) -> None:
+        self.reason = reason
+        super().__init__(str(reason))
+
+
+class ClientConnection(asyncio.Protocol):
+    """One HTTP/2 connection to a server, client side."""
+
+    def __init__(
+        self,
+        *,
+        enable_push: bool = True,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+        max_pushes: int = DEFAULT_MAX_PUSHES,
+        settings: Optional[dict] = None,
+    ) -> None:
+        local = {
+            SettingCode.ENABLE_PUSH: int(bool(enable_push)),
+            SettingCode.MAX_CONCURRENT_STREAMS: max_pushes,
+            SettingCode.INITIAL_WINDOW_SIZE: stream_window,
+        }
+        if settings:
+            local.update(settings)
+        self.local_settings = local
+        self.session = Session("client", settings=local, auto_window_update=False)
+        self.session.set_local_window_size(CONNECTION_WINDOW)
+        self.transport: Optional[asyncio.Transport] = None
+        self.streams: dict[int, StreamSink] = {}
+        self.loop = asyncio.get_running_loop()
+        #: The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until said).
+        self.max_outbound = _UNLIMITED
+        self.open_outbound = 0
+        self._slot_waiters: collections.deque[asyncio.Future] = collections.deque()
+        self.goaway: Optional[GoAwayReceived] = None
+        #: Why the connection ended (None while it is up).
+        self.closed_reason: Optional[ClientError] = None
+        self._failure: Optional[ClientError] = None  # what ends it (protocol, ALPN)
+        self._settings_seen: asyncio.Future = self.loop.create_future()
+        self._lost: asyncio.Future = self.loop.create_future()
+        self._pings: dict[bytes, asyncio.Future] = {}
+        self._ping_count = 0
+        self._first_bytes = b""
+        self._paused = False
+        self._busy = False
+        self._again = False
+        self._closing = False
+        self.peername: Any = None
+
+    # ---- asyncio.Protocol ----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            protocol = ssl_object.selected_alpn_protocol()
+            if protocol != "h2":
+                self._failure = NegotiationError(
+                    f"the server did not select HTTP/2 with ALPN (selected {protocol!r}); "
+                    "it may only speak HTTP/1.1"
+                )
+                transport.close()
+                return
+        transport.set_write_buffer_limits(high=WRITE_CHUNK)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed_reason is not None or self.transport is None:
+            return
+        if not self._settings_seen.done() and len(self._first_bytes) < 64:
+            self._first_bytes += data[:64]
+        try:
+            events = self.session.receive_data(data)
+        except ProtocolError as exc:
+            self._failure = self._failure or self._protocol_failure(exc)
+            log.info("%s: closing the connection: %s", self.peername, self._failure)
+            events = self.session.events()
+        self._busy = True
+        try:
+            if events:
+                self._dispatch(events)
+        finally:
+            self._busy = False
+        self.flush()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self.flush()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self.closed_reason is not None:
+            return
+        reason = self._failure
+        if reason is None:
+            if self.goaway is not None:
+                g = self.goaway
+                reason = GoAwayError(g.last_stream_id, g.error_code, g.debug_data)
+            elif self._closing:
+                reason = ConnectionClosedError("the client closed the connection")
+            else:
+                detail = f": {exc}" if exc else ""
+                reason = ConnectionClosedError(f"the server closed the connection{detail}")
+        self.closed_reason = reason
+        streams, self.streams = self.streams, {}
+        for sid, sink in streams.items():
+            self._close_sink(sid, sink, ErrorCode.CANCEL, self._stream_error(sid, reason))
+        self._fail_waiters(reason)
+        for fut in self._pings.values():
+            if not fut.done():
+                fut.set_exception(reason)
+        self._pings.clear()
+        if not self._settings_seen.done():
+            self._settings_seen.set_exception(reason)
+            self._settings_seen.exception()  # handshake() re-raises it; mark it seen
+        if not self._lost.done():
+            self._lost.set_result(None)
+        self.session.close()
+        self.transport = None
+
+    # ---- connection state ----------------------------------------------
+
+    @property
+    def is_available(self) -> bool:
+        """Whether new requests may start on this connection."""
+        return (
+            self.closed_reason is None
+            and self.goaway is None
+            and not self._closing
+            and self._failure is None
+        )
+
+    @property
+    def is_idle(self) -> bool:
+        return not self.streams and not self._slot_waiters
+
+    async def handshake(self) -> None:
+        """Wait for the server's first SETTINGS (its connection preface)."""
+        await asyncio.shield(self._settings_seen)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._lost)
+
+    def _unavailable(self) -> Unavailable:
+        if self.closed_reason is not None:
+            return Unavailable(self.closed_reason)
+        if self._failure is not None:
+            return Unavailable(self._failure)
+        if self.goaway is not None:
+            g = self.goaway
+            return Unavailable(GoAwayError(g.last_stream_id, g.error_code, g.debug_data))
+        return Unavailable(ConnectionClosedError("the connection is closing"))
+
+    # ---- concurrency slots (the server's MAX_CONCURRENT_STREAMS) ----------
+
+    async def acquire_slot(self) -> None:
+        """Wait until the server allows one more stream, and take it.
+
+        Raises :class:`Unavailable` when the connection stops taking streams.
+        """
+        if not self.is_available:
+            raise self._unavailable()
+        if self.open_outbound < self.max_outbound and not self._slot_waiters:
+            self.open_outbound += 1
+            return
+        fut = self.loop.create_future()
+        self._slot_waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.release_slot()  # granted just as we were cancelled
+            else:
+                try:
+                    self._slot_waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def release_slot(self) -> None:
+        self.open_outbound -= 1
+        self._grant_slots()
+
+    def _grant_slots(self) -> None:
+        waiters = self._slot_waiters
+        while waiters and self.open_outbound < self.max_outbound:
+            fut = waiters.popleft()
+            if not fut.done():
+                self.open_outbound += 1
+                fut.set_result(None)
+
+    def _fail_waiters(self, reason: ClientError) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, collections.deque()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(Unavailable(reason))
+
+    # ---- streams ---------------------------------------------------------
+
+    def submit(
+        self, headers: list, body: Any, end_stream: bool, sink: StreamSink, *, slot: bool = False
+    ) -> int:
+        """Send a request; its events go to ``sink``.  Returns the stream id.
+
+        ``slot``: the caller holds a slot from :meth:`acquire_slot`, released
+        when the stream closes.  Raises :class:`Unavailable` if the
+        connection no longer takes streams.
+        """
+        if not self.is_available:
+            raise self._unavailable()
+        try:
+            sid = self.session.send_request(headers, body, end_stream=end_stream)
+        except NGHTTP2Error as exc:
+            if self.goaway is not None or self.closed_reason is not None:
+                raise self._unavailable() from exc
+            raise
+        sink.slot = slot
+        self.streams[sid] = sink
+        self.flush()
+        return sid
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        if stream_id in self.streams and self.closed_reason is None:
+            self.session.send_data(stream_id, data, end_stream=end_stream)
+            self.flush()
+
+    def consume(self, stream_id: int, amount: int) -> None:
+        """``amount`` body bytes of ``stream_id`` were read: let the server
+        send as much again."""
+        if amount and self.closed_reason is None:
+            self.session.acknowledge_received_data(amount, stream_id)
+            self.flush()
+
+    def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
+        """Cancel a stream; its sink gets ``on_closed`` when it closes."""
+        if self.closed_reason is not None:
+            return
+        try:
+            self.session.reset_stream(stream_id, error_code)
+        except NGHTTP2Error:
+            log.debug("cannot reset stream %d", stream_id, exc_info=True)
+        self.flush()
+
+    async def ping(self) -> float:
+        """Send a PING; return the seconds until its acknowledgement."""
+        if self.closed_reason is not None:
+            raise self.closed_reason
+        self._ping_count += 1
+        data = self._ping_count.to_bytes(8, "big")
+        fut = self.loop.create_future()
+        self._pings[data] = fut
+        start = self.loop.time()
+        self.session.ping(data)
+        self.flush()
+        try:
+            await fut
+        finally:
+            self._pings.pop(data, None)
+        return self.loop.time() - start
+
+    def close(self, error_code: int = ErrorCode.NO_ERROR) -> None:
+        """GOAWAY, then close the transport once it is written."""
+        if self.closed_reason is not None or self._closing:
+            return
+        self._closing = True
+        if self.transport is None:
+            return
+        try:
+            self.session.terminate(error_code)
+        except NGHTTP2Error:
+            log.debug("cannot send GOAWAY", exc_info=True)
+        self.flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---- writing ---------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what nghttp2 has for the server, until the transport pushes back."""
+        if self._busy:
+            self._again = True
+            return
+        transport = self.transport
+        if transport is None or self.closed_reason is not None:
+            return
+        session = self.session
+        self._busy = True
+        try:
+            while not self._paused:
+                self._again = False
+                try:
+                    data = session.data_to_send(WRITE_CHUNK)
+                except CallbackError as exc:
+                    # A reader body failed; the session reset its stream.
+                    log.warning("%s: a request body failed: %r", self.peername, exc.__cause__)
+                    continue
+                events = session.events()
+                if data:
+                    transport.write(data)
+                if events:
+                    self._dispatch(events)
+                elif len(data) < WRITE_CHUNK and not self._again:
+                    break
+        finally:
+            self._busy = False
+        if self.transport is not None and not session.want_read and not session.want_write:
+            self.transport.close()
+
+    # ---- events to sinks -------------------------------------------------
+
+    def _dispatch(self, events: list) -> None:
+        streams = self.streams
+        for event in events:
+            cls = event.__class__
+            if cls is DataReceived:
+                sid = event.stream_id
+                sink = streams.get(sid)
+                if sink is not None:
+                    sink.on_data(self, sid, event.data, event.end_stream)
+                elif event.data:
+                    self.session.acknowledge_received_data(len(event.data), sid)
+            elif cls is ResponseReceived:
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.on_response(event.headers, event.end_stream)
+            elif cls is StreamClosed:
+                sid = event.stream_id
+                sink = streams.pop(sid, None)
+                if sink is not None:
+                    error = None
+                    if event.error_code:
+                        error = self._reset_error(sid, event.error_code)
+                    self._close_sink(sid, sink, event.error_code, error)
+            elif cls is DataRequested:
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.on_data_requested()
+            elif cls is TrailersReceived:
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.on_trailers(event.headers)
+            elif cls is InformationalResponseReceived:
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.on_informational(event.headers)
+            elif cls is StreamReset:
+                sink = streams.get(event.stream_id)
+                if sink is not None:
+                    sink.on_reset(event.error_code)
+            elif cls is PushPromiseReceived:
+                self._push_promise(event)
+            elif cls is SettingsReceived:
+                self._settings(event.settings)
+            elif cls is GoAwayReceived:
+                self._goaway(event)
+            elif cls is GoAwaySent:
+                self._goaway_sent(event)
+            elif cls is PingAcknowledged:
+                fut = self._pings.get(event.data)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    def _close_sink(
+        self, sid: int, sink: StreamSink, error_code: int, error: Optional[ClientError]
+    ) -> None:
+        if sink.slot:
+            sink.slot = False
+            self.release_slot()
+        try:
+            sink.on_closed(error_code, error)
+        except Exception:
+            log.exception("stream %d: on_closed failed", sid)
+
+    def _push_promise(self, event: PushPromiseReceived) -> None:
+        parent = self.streams.get(event.stream_id)
+        child = None
+        if parent is not None:
+            try:
+                child = parent.on_push_promise(event.promised_stream_id, event.headers)
+            except Exception:
+                log.exception("stream %d: on_push_promise failed", event.stream_id)
+        if child is None:
+            self.session.reset_stream(event.promised_stream_id, ErrorCode.CANCEL)
+        else:
+            self.streams[event.promised_stream_id] = child
+
+    def _settings(self, settings: dict) -> None:
+        limit = settings.get(SettingCode.MAX_CONCURRENT_STREAMS)
+        if limit is not None:
+            self.max_outbound = limit
+            self._grant_slots()
+        if not self._settings_seen.done():
+            self._settings_seen.set_result(None)
+
+    def _goaway(self, event: GoAwayReceived) -> None:
+        self.goaway = event
+        log.debug("%s: GOAWAY %s", self.peername, event)
+        # Requests still waiting for a slot were never sent: they may go
+        # elsewhere.  Streams above last_stream_id are closed by nghttp2
+        # with REFUSED_STREAM (see _reset_error).
+        self._fail_waiters(GoAwayError(event.last_stream_id, event.error_code, event.debug_data))
+
+    def _goaway_sent(self, event: GoAwaySent) -> None:
+        # nghttp2 ends the session itself on some peer errors (no SETTINGS
+        # first, for one) without failing receive_data: its GOAWAY says so.
+        if event.error_code and self._failure is None and not self._closing:
+            code = ErrorCode(event.error_code)
+            if not self._settings_seen.done():
+                self._failure = self._preface_failure(f"GOAWAY {code.name} sent")
+            else:
+                self._failure = RemoteProtocolError(
+                    f"the server broke the HTTP/2 protocol (GOAWAY {code.name} sent)", code
+                )
+
+    # ---- errors ----------------------------------------------------------
+
+    def _reset_error(self, sid: int, error_code: int) -> ClientError:
+        g = self.goaway
+        if g is not None and sid > g.last_stream_id and sid & 1:
+            return GoAwayError(g.last_stream_id, g.error_code, g.debug_data, stream_id=sid)
+        if self._failure is not None:
+            return self._failure
+        return StreamResetError(sid, error_code)
+
+    def _stream_error(self, sid: int, reason: ClientError) -> ClientError:
+        if isinstance(reason, GoAwayError) and sid & 1:
+            return GoAwayError(
+                reason.last_stream_id, reason.error_code, reason.debug_data, stream_id=sid
+            )
+        return reason
+
+    def _protocol_failure(self, exc: ProtocolError) -> ClientError:
+        if not self._settings_seen.done():
+            return self._preface_failure(exc.message)
+        return RemoteProtocolError(
+            f"the server broke the HTTP/2 protocol: {exc.message}", exc.error_code
+        )
+
+    def _preface_failure(self, detail: str) -> NegotiationError:
+        head = self._first_bytes
+        if head.startswith(b"HTTP/"):
+            status_line = head.split(b"\r")[0].decode("latin-1")
+            return NegotiationError(
+                f"the server answered the HTTP/2 preface with HTTP/1 ({status_line!r}); "
+                "it does not support h2c with prior knowledge"
+            )
+        return NegotiationError(
+            f"the server did not answer with an HTTP/2 connection preface ({detail})"
+        )

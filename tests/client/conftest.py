@@ -1,0 +1,416 @@
+"""Fixtures of the client tests: real servers on 127.0.0.1.
+
+- ``serve``: our HTTP2Server in the test's loop (port 0), with ``App``;
+- ``h2_peer``: a scripted server on the ``h2`` library, for what a real
+  server will not do on demand (GOAWAY with a chosen last_stream_id,
+  REFUSED_STREAM, protocol errors);
+- ``nghttpd`` and ``granian``: real servers in subprocesses (skipped, saying
+  why, when not installed).
+
+Every wait is bounded; no assertion is about time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+import pytest_asyncio
+import trustme
+
+from server import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, PushError
+from server.limits import Limits
+
+#: Bound of a single wait in these tests (a hang fails the test).
+TIMEOUT = 10.0
+PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+# ---------------------------------------------------------------------------
+# Certificates
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_cert(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="session")
+def cert_files(server_cert: trustme.LeafCert, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """(certificate chain, private key) as PEM files, for subprocess servers."""
+    d = tmp_path_factory.mktemp("cert")
+    cert, key = d / "cert.pem", d / "key.pem"
+    with open(cert, "wb") as f:
+        for blob in server_cert.cert_chain_pems:
+            f.write(blob.bytes())
+    server_cert.private_key_pem.write_to_path(str(key))
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def server_ssl(server_cert: trustme.LeafCert) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(ctx)
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# Our server, with a handler for every feature the client tests need
+# ---------------------------------------------------------------------------
+
+
+class App(BaseRequestHandler):
+    """Routes by path; ``state`` (a dict, per test) records what happened."""
+
+    state: Dict[str, Any] = {}
+
+    def on_headers(self) -> None:
+        self.body = b""
+        self.received = 0
+        st = self.state
+        st.setdefault("connections", set()).add(self.client_address)
+        path = (self.path or b"").split(b"?")[0]
+        self.route = path
+        if path == b"/count":
+            st["active"] = st.get("active", 0) + 1
+            st["max_active"] = max(st.get("max_active", 0), st["active"])
+        elif path == b"/push":
+            try:
+                self.push("/pushed.css", headers=[("content-type", "text/css")], body=b"p{}")
+                self.push("/pushed.js", body=PATTERN[:5000])
+                st["pushed"] = True
+            except PushError as exc:
+                st["push_error"] = str(exc)
+        elif path == b"/reset":
+            # Reset at once, before any response, with the code asked for.
+            code = int(self.path.split(b"code=")[1])
+            self.http2.session.reset_stream(self.stream_id, code)
+            self.http2.flush()
+
+    def on_data(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.route != b"/count-upload":
+            self.body += data
+
+    def on_request_done(self) -> None:
+        route = self.route
+        st = self.state
+        if route == b"/hello":
+            # The server sends whatever body it is given, even to HEAD: the
+            # handler leaves it out (a body on HEAD is a PROTOCOL_ERROR).
+            body = None if self.method == b"HEAD" else b"hello"
+            self.send_response(200, [("content-type", "text/plain"), ("content-length", "5")], body)
+        elif route == b"/echo":
+            fields = [(n, v) for n, v in self.headers if n.startswith(b"x-")]
+            fields.append((b"x-method", self.method))
+            self.send_response(200, fields, self.body)
+        elif route == b"/count-upload":
+            self.send_response(200, body=str(self.received))
+        elif route == b"/big":
+            size = int(self.path.split(b"size=")[1])
+            left = [size]
+
+            def generate(n: int) -> tuple:
+                chunk = PATTERN[: min(len(PATTERN), left[0])]
+                left[0] -= len(chunk)
+                return chunk, (DATA_EOF if left[0] <= 0 else DATA_OK)
+
+            self.send_response(200, [("content-length", str(size))], generate)
+        elif route == b"/push":
+            self.send_response(200, body=b"main")
+        elif route == b"/count":
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.02, self._finish_count)
+        elif route == b"/never":
+            st["never"] = True  # never answered: the client's read timeout
+        elif route == b"/trailers":
+            asyncio.ensure_future(self._trailers())
+        elif route == b"/stall":
+            self.begin_response(200)
+            asyncio.ensure_future(self.write(b"first"))
+        elif route == b"/reset":
+            pass
+        else:
+            self.send_response(404, body=b"not found")
+
+    def _finish_count(self) -> None:
+        self.state["active"] -= 1
+        if self.stream_id in self.http2.handlers:
+            self.send_response(200, body=str(self.stream_id))
+
+    async def _trailers(self) -> None:
+        self.begin_response(200, [("trailer", "x-checksum")])
+        await self.write(b"part1,")
+        await self.write(b"part2")
+        self.end_response([("x-checksum", "c0ffee"), ("x-count", "2")])
+
+    def on_close(self, error_code: int) -> None:
+        self.state.setdefault("closed", []).append((self.route, error_code))
+
+
+@pytest_asyncio.fixture
+async def serve() -> AsyncIterator[Callable[..., Awaitable[HTTP2Server]]]:
+    """``await serve(tls=None, limits=None)``: our server with a fresh App."""
+    servers: List[HTTP2Server] = []
+
+    async def start(
+        tls: Optional[ssl.SSLContext] = None, limits: Optional[Limits] = None, **kwargs: Any
+    ) -> HTTP2Server:
+        handler = type("App", (App,), {"state": {}})
+        srv = HTTP2Server(
+            ("127.0.0.1", 0), handler, ssl=tls, limits=limits, access_log=False, **kwargs
+        )
+        await srv.start()
+        srv.state = handler.state  # type: ignore[attr-defined]
+        srv.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{srv.address[1]}"  # type: ignore[attr-defined]
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.close()
+
+
+# ---------------------------------------------------------------------------
+# A scripted server on the h2 library (an independent HTTP/2 implementation)
+# ---------------------------------------------------------------------------
+
+
+class H2Peer:
+    """One asyncio server; each connection runs ``script(peer, conn, event)``
+    for every h2 event, ``conn`` being the h2 H2Connection."""
+
+    def __init__(self, script: Callable[..., Any], settings: Optional[dict] = None) -> None:
+        self.script = script
+        self.settings = settings or {}
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.writers: List[asyncio.StreamWriter] = []
+        self.events: List[Any] = []
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        conn.initiate_connection()
+        if self.settings:
+            conn.update_settings(self.settings)
+        writer.write(conn.data_to_send())
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for event in conn.receive_data(data):
+                    self.events.append(event)
+                    result = self.script(self, conn, event)
+                    if asyncio.iscoroutine(result):
+                        await result
+                    if isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                out = conn.data_to_send()
+                if out:
+                    writer.write(out)
+                    await writer.drain()
+        except (ConnectionError, h2.exceptions.ProtocolError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for w in self.writers:
+            w.close()
+
+
+@pytest_asyncio.fixture
+async def h2_peer() -> AsyncIterator[Callable[..., Awaitable[H2Peer]]]:
+    peers: List[H2Peer] = []
+
+    async def start(script: Callable[..., Any], settings: Optional[dict] = None) -> H2Peer:
+        peer = H2Peer(script, settings)
+        await peer.start()
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.close()
+
+
+# ---------------------------------------------------------------------------
+# Subprocess servers: nghttpd and granian
+# ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"{what} exited with {proc.returncode}: {out[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"{what} did not listen on {port} within {TIMEOUT}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def htdocs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("htdocs")
+    (d / "index.html").write_bytes(b"<html>hello from nghttpd</html>\n")
+    (d / "style.css").write_bytes(b"body { color: black }\n")
+    (d / "data.bin").write_bytes(PATTERN * 4)  # 256 KiB
+    with open(d / "big.bin", "wb") as f:
+        f.truncate(100 * 1024 * 1024)  # sparse: 100 MiB of zeros
+    return d
+
+
+@pytest.fixture(scope="module")
+def nghttpd(htdocs: Path, cert_files: tuple) -> Iterator[Callable[..., str]]:
+    """``nghttpd(tls=False, *extra_args)`` -> the base URL of a running nghttpd
+    serving ``htdocs`` (pushing /style.css with /index.html)."""
+    exe = shutil.which("nghttpd")
+    if exe is None:
+        pytest.skip("nghttpd not installed (Debian package nghttp2-server)")
+    procs: Dict[tuple, tuple] = {}
+
+    def start(tls: bool = False, *extra: str) -> str:
+        key = (tls, *extra)
+        if key not in procs:
+            port = free_port()
+            args = [exe, "-a", "127.0.0.1", "-d", str(htdocs), "-p/index.html=/style.css",
+                    "--trailer=x-trailer: yes", "--echo-upload", *extra, str(port)]
+            if tls:
+                args += list(cert_files)
+            else:
+                args.insert(1, "--no-tls")
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            wait_listening(port, proc, "nghttpd")
+            procs[key] = (proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+        return procs[key][1]
+
+    yield start
+    for proc, _ in procs.values():
+        stop(proc)
+
+
+GRANIAN_APP = textwrap.dedent(
+    '''
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        if path == "/echo":
+            payload = body
+        elif path.startswith("/big/"):
+            size = int(path.rsplit("/", 1)[1])
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(size).encode())]})
+            chunk = b"g" * 65536
+            while size > 0:
+                part = chunk[:size]
+                size -= len(part)
+                await send({"type": "http.response.body", "body": part,
+                            "more_body": size > 0})
+            return
+        else:
+            payload = ("granian " + scope["method"] + " " + path).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"),
+                                (b"x-http-version", scope["http_version"].encode())]})
+        await send({"type": "http.response.body", "body": payload})
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def granian(tmp_path_factory: pytest.TempPathFactory, cert_files: tuple) -> Iterator[Callable]:
+    """``granian(tls=False)`` -> the base URL of granian serving a tiny ASGI app."""
+    exe = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
+    if not os.path.exists(exe):
+        pytest.skip("granian not installed (pip install granian)")
+    d = tmp_path_factory.mktemp("granian")
+    (d / "client_test_app.py").write_text(GRANIAN_APP)
+    procs: Dict[bool, tuple] = {}
+
+    def start(tls: bool = False) -> str:
+        if tls not in procs:
+            port = free_port()
+            args = [exe, "--interface", "asgi", "--http", "2", "--host", "127.0.0.1",
+                    "--port", str(port), "--workers", "1", "--no-ws"]
+            if tls:
+                args += ["--ssl-certificate", cert_files[0], "--ssl-keyfile", cert_files[1]]
+            args.append("client_test_app:app")
+            proc = subprocess.Popen(args, cwd=str(d), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+            wait_listening(port, proc, "granian")
+            procs[tls] = (proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
+        return procs[tls][1]
+
+    yield start
+    for proc, _ in procs.values():
+        stop(proc)
+
