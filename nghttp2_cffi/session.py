@@ -584,6 +584,29 @@ class Session:
         block, n = encode_headers(headers)
         return check(lib.n2c_submit_push_promise(self._s, stream_id, block, len(block), n))
 
+    def upgrade(self, settings_payload: bytes, head_request: bool = False) -> int:
+        """Server side: take over an HTTP/1.1 ``Upgrade: h2c`` request (RFC 7540
+        section 3.2) as stream 1, half-closed (remote); returns 1.
+
+        ``settings_payload``: the client's ``HTTP2-Settings`` header,
+        base64url-decoded; ``head_request``: the request was HEAD.  Answer it
+        with :meth:`send_response` on stream 1 once the 101 is written.
+        """
+        if self.side != "server":
+            raise InvalidArgumentError(
+                lib.NGHTTP2_ERR_INVALID_ARGUMENT, "upgrade() is for the server side"
+            )
+        payload = bytes(settings_payload)
+        rv = lib.nghttp2_session_upgrade2(
+            self._live, payload, len(payload), int(bool(head_request)), _NULL
+        )
+        # The client's SETTINGS count as received: collect that event now.
+        self._map_buffers()
+        self._collect(self._s.ev_len, None)
+        self._s.ev_len = 0
+        check(rv)
+        return 1
+
     def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
         check(lib.nghttp2_submit_rst_stream(self._live, 0, stream_id, error_code))
 

@@ -28,6 +28,7 @@ from nghttp2_cffi import (
     TrailersReceived,
 )
 
+from .connection import Connection, _content_length, _is_coroutine_function, _peer, _resolve
 from .errors import ClientDisconnected, InvalidResponse, PushError
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
 
@@ -53,7 +54,7 @@ _TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
 _TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
-class HTTP2Protocol(asyncio.Protocol):
+class HTTP2Protocol(Connection):
     """The server side of one HTTP/2 connection (``http2`` in handlers)."""
 
     def __init__(self, server: HTTP2Server) -> None:
@@ -117,6 +118,22 @@ class HTTP2Protocol(asyncio.Protocol):
         self.server.connections.add(self)
         self._opened_at = self._idle_since = self._loop.time()
         self._arm_timer()
+        self.flush()
+
+    def accept_upgrade(self, settings_payload: bytes, request: list, head_request: bool) -> None:
+        """Serve an HTTP/1.1 ``Upgrade: h2c`` request as stream 1 (RFC 7540
+        section 3.2), right after connection_made and the 101: ``request`` is
+        its header list in HTTP/2 form, ``settings_payload`` the decoded
+        ``HTTP2-Settings``."""
+        session = self.session
+        if session is None:
+            return
+        session.upgrade(settings_payload, head_request)
+        self._busy = True
+        try:
+            self._new_request(RequestReceived(1, request, True))
+        finally:
+            self._busy = False
         self.flush()
 
     def data_received(self, data: bytes) -> None:
@@ -318,41 +335,6 @@ class HTTP2Protocol(asyncio.Protocol):
                 session.reset_stream(handler.stream_id, _CANCEL)
         return True
 
-    def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
-        """Run a handler callback; on an exception answer 500 or reset."""
-        try:
-            result = method(*args)
-            if result is not None and asyncio.iscoroutine(result):
-                task = self._loop.create_task(self._run(handler, result))
-                if handler._task is None or handler._task.done():
-                    handler._task = task
-            return True
-        except Exception:
-            log.exception(
-                "%s: handler %s failed on stream %d",
-                _peer(self.client_address),
-                type(handler).__name__,
-                handler.stream_id,
-            )
-            self._fail(handler)
-            return False
-
-    async def _run(self, handler: BaseRequestHandler, coro: Any) -> None:
-        try:
-            await coro
-        except (asyncio.CancelledError, ClientDisconnected):
-            pass
-        except Exception:
-            log.exception(
-                "%s: handler %s failed on stream %d",
-                _peer(self.client_address),
-                type(handler).__name__,
-                handler.stream_id,
-            )
-            self._fail(handler)
-        if not self._busy:
-            self.flush()
-
     def _fail(self, handler: BaseRequestHandler) -> None:
         session = self.session
         if session is None or handler.stream_id not in self.handlers:
@@ -373,46 +355,6 @@ class HTTP2Protocol(asyncio.Protocol):
             session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
         except Exception:  # noqa: BLE001 - already closed
             log.debug("cannot reset stream %d", handler.stream_id, exc_info=True)
-
-    def _close_handler(self, handler: BaseRequestHandler, error_code: int) -> None:
-        if handler._inbox is not None or handler._drained is not None or handler._task is not None:
-            gone = ClientDisconnected(
-                f"stream {handler.stream_id} closed ({ErrorCode(error_code).name})"
-            )
-            if handler._inbox is not None and not handler._inbox.done:
-                handler._inbox.close(gone)
-            if handler._drained is not None:
-                if not handler._drained.done():
-                    handler._drained.set_exception(gone)
-                    handler._drained.exception()  # retrieved: no "never retrieved" warning
-                handler._drained = None
-            task = handler._task
-            if error_code and task is not None and not task.done():
-                task.cancel()
-        reader = handler._reader
-        handler._generator = handler._reader = None
-        if reader is not None and getattr(handler, "_owns_reader", False):
-            reader.close()
-        try:
-            handler.on_close(error_code)
-        except Exception:
-            log.exception("handler %s failed in on_close", type(handler).__name__)
-        if self.server.access_log and handler.status is not None:
-            self._log_access(handler, error_code)
-
-    def _log_access(self, handler: BaseRequestHandler, error_code: int) -> None:
-        duration = (self._loop.time() - handler._started) * 1000 if handler._started else 0.0
-        access_log.info(
-            '%s "%s %s HTTP/2" %s %d %s %.1fms%s',
-            _peer(self.client_address),
-            (handler.method or b"-").decode("latin-1"),
-            (handler.path or b"-").decode("latin-1"),
-            handler.status,
-            handler._body_bytes,
-            "P" if handler.pushed else "-",
-            duration,
-            f" reset={ErrorCode(error_code).name}" if error_code else "",
-        )
 
     # ---- responses (called by handlers) ------------------------------------
 
@@ -663,35 +605,3 @@ class HTTP2Protocol(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-
-
-def _resolve(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_COROUTINE_FUNCTIONS: dict = {}
-
-
-def _is_coroutine_function(func: Any) -> bool:
-    known = _COROUTINE_FUNCTIONS.get(func)
-    if known is None:
-        known = _COROUTINE_FUNCTIONS[func] = asyncio.iscoroutinefunction(func)
-    return known
-
-
-def _content_length(headers: list) -> Optional[int]:
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _peer(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)
