@@ -70,6 +70,7 @@ typedef struct {
   size_t hdr_off;    /* where the header block being received starts in pl */
   int hdr_open;      /* a header block is being received (may span calls) */
   int moved;         /* ev, pl or out was reallocated since the last return */
+  size_t limit;      /* of the n2c_send running */
   n2c_stream streams; /* list head of live bodies */
 } n2c_session;
 
@@ -270,12 +271,14 @@ static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
     }
     return NGHTTP2_ERR_DEFERRED;
   }
+  (void)buf;
   if (n > length) {
     n = length;
   }
   if (n) {
-    memcpy(buf, st->data + st->pos, n);
+    /* n2c_send_data writes the frame from st->data: one copy fewer. */
     st->pos += n;
+    *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   }
   if (st->eof && st->pos == st->len) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -291,6 +294,40 @@ static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
     }
   }
   return (n2c_ssize)n;
+}
+
+/* A DATA frame whose payload n2c_read left in the stream's body (NO_COPY):
+ * appended to s->out here, as nghttp2_session_mem_send would have returned
+ * it.  The payload is the `length` bytes n2c_read just stepped over. */
+static int n2c_send_data(nghttp2_session *session, nghttp2_frame *frame,
+                         const uint8_t *framehd, size_t length,
+                         nghttp2_data_source *source, void *user_data) {
+  n2c_session *s = user_data;
+  n2c_stream *st = source->ptr;
+  size_t padlen = frame->data.padlen;
+  uint8_t *p;
+  (void)session;
+  if (s->limit && s->out_len >= s->limit) {
+    return NGHTTP2_ERR_WOULDBLOCK; /* called again by the next n2c_send */
+  }
+  if (n2c_grow(s, (void **)&s->out, &s->out_cap,
+               s->out_len + 9 + length + padlen, 1) != 0) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  p = (uint8_t *)s->out + s->out_len;
+  memcpy(p, framehd, 9);
+  p += 9;
+  if (padlen > 0) {
+    *p++ = (uint8_t)(padlen - 1);
+  }
+  memcpy(p, st->data + st->pos - length, length);
+  p += length;
+  if (padlen > 1) {
+    memset(p, 0, padlen - 1);
+    p += padlen - 1;
+  }
+  s->out_len = (size_t)(p - (uint8_t *)s->out);
+  return 0;
 }
 
 #if N2C_HAS_SSIZE_API
@@ -483,6 +520,7 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, n2c_on_frame_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
                                                          n2c_on_stream_close);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, n2c_send_data);
   if (server) {
     *rv = nghttp2_session_server_new2(&s->session, cbs, s, option);
   } else {
@@ -554,9 +592,15 @@ ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
   return n2c_result(s, s->ev_len);
 }
 
-ssize_t n2c_send(n2c_session *s, size_t limit) {
+ssize_t n2c_send(n2c_session *s, size_t limit, int keep) {
   s->ev_len = 0; /* sending queues no payload: pl stays as it is */
-  s->out_len = 0;
+  if (!keep) {
+    s->out_len = 0;
+  }
+  s->limit = limit;
+  if (limit && s->out_len >= limit) {
+    return n2c_result(s, s->out_len);
+  }
   for (;;) {
     const uint8_t *p;
 #if N2C_HAS_SSIZE_API

@@ -67,8 +67,10 @@ nghttp2_session *n2c_session_raw(n2c_session *s);
 /* Feed received bytes (all of them are read). */
 ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen);
 /* Serialize pending frames into s->out; stops once at least `limit` bytes are
- * there (0: no limit). */
-ssize_t n2c_send(n2c_session *s, size_t limit);
+ * there (0: no limit).  keep: append to what the previous n2c_send left in
+ * s->out (also after an error) instead of starting afresh; the count is then
+ * the total. */
+ssize_t n2c_send(n2c_session *s, size_t limit, int keep);
 
 /* Header blocks are passed as name\0value\0name\0value with nfields pairs. */
 int32_t n2c_submit_request(n2c_session *s, const char *hdrs, size_t hdrslen,

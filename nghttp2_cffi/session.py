@@ -199,6 +199,9 @@ class Session:
             raise error_for(rv[0])
         self._s = ffi.gc(s, lib.n2c_session_del)
         self._raw = lib.n2c_session_raw(s)
+        self._ev: Any = None  # views of the C buffers (ffi.buffer)
+        self._pl: Any = None
+        self._out: Any = None
         self._map_buffers()
         self._events: list[ev.Event] = []
         self._bodies: dict[int, Any] = {}  # stream id -> bytes body or _OutBody
@@ -343,43 +346,40 @@ class Session:
         An exception raised by a reader body surfaces here, after its stream
         was reset; the bytes produced before it are kept for the next call.
         """
-        r = _send(self._s, limit)
+        r = _send(self._s, limit, 0)
         if r & _R_MOVED:
             self._map_buffers()
-        out = self._out[: r >> 2] if r > 3 else b""
         if r < 0 or r & _R_EVENTS or self._pending_out:
-            return self._send_more(out, r, limit)
-        return out
+            return self._send_more(r, limit)
+        return self._out[: r >> 2] if r > 3 else b""
 
-    def _send_more(self, out: bytes, r: int, limit: int) -> bytes:
-        """data_to_send beyond one plain n2c_send: bytes held back from an
-        earlier call, events to collect (bodies asking for more data, which
-        may make more to send), errors."""
+    def _send_more(self, r: int, limit: int) -> bytes:
+        """data_to_send beyond one plain n2c_send: events to collect (bodies
+        asking for more data, which may make more to send), errors, bytes held
+        back from an earlier call.  Later n2c_sends append to s->out."""
         s = self._s
-        if self._pending_out:
-            out = self._pending_out + out
-            self._pending_out = b""
-        while True:
-            if r < 0:
-                self._map_buffers()
-                self._collect(s.ev_len, None)
-                self._pending_out = out
-                check(r)
-            if not r & _R_EVENTS:
-                return out
+        while r >= 0 and r & _R_EVENTS:
             self._collect(s.ev_len, None)
             if self._error is not None:
                 exc, self._error = self._error, None
-                self._pending_out = out
+                self._pending_out += self._out[: r >> 2]
                 raise exc
-            if not self._provided or (limit and len(out) >= limit):
-                return out
+            if not self._provided or (limit and r >> 2 >= limit):
+                break
             self._provided = False
-            r = _send(s, limit)
+            r = _send(s, limit, 1)
             if r & _R_MOVED:
                 self._map_buffers()
-            if r > 3:
-                out += self._out[: r >> 2]
+        if r < 0:
+            self._map_buffers()
+            self._collect(s.ev_len, None)
+            self._pending_out += self._out[: s.out_len]
+            check(r)
+        out = self._out[: r >> 2] if r > 3 else b""
+        if self._pending_out:
+            out = self._pending_out + out
+            self._pending_out = b""
+        return out
 
     @property
     def want_read(self) -> bool:
@@ -406,7 +406,9 @@ class Session:
         block, n = encode_headers(headers)
         if body is None and end_stream and trailers is None:  # the common case
             sid = _submit_request(self._s, block, len(block), n, _BODY_NONE, _NULL, 0, 0)
-            return sid if sid > 0 else check(sid)
+            if sid < 0:
+                check(sid)
+            return sid
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
         sid = _submit_request(

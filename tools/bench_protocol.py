@@ -23,7 +23,8 @@ Workloads:
   multi100   100 GETs sent at once, served at once (200 + 12-byte body),
              the responses received at once (figures are per batch)
 
-Figures are microseconds per exchange, the best (min) of several repeats.
+Figures are microseconds (of CPU time) per exchange, the best (min) of
+several repeats; the implementations' runs alternate.
 ``--pypy`` (the default when /usr/bin/pypy3 exists) also runs ours and h2
 under PyPy, in a venv made once at .venv-pypy/ in the repo.
 
@@ -41,8 +42,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 PYPY = Path("/usr/bin/pypy3")
@@ -74,11 +76,12 @@ BODY12 = b"hello world\n"
 BATCH = 100
 TRICKLE = 5
 
+Headers = list[tuple[bytes, bytes]]
 Exchange = Callable[[], Any]
 Check = Callable[[Any], None]
 
 
-def _check_get(req: list) -> Check:
+def _check_get(req: Headers) -> Check:
     def check(result: Any) -> None:
         got, status = result
         assert [(bytes(k), bytes(v)) for k, v in got] == req, got
@@ -98,20 +101,21 @@ def _check_multi(result: Any) -> None:
     served, responses, bodies = result
     assert served == BATCH, served
     assert responses == BATCH, responses
-    assert len(bodies) == BATCH and all(b == BODY12 for b in bodies), bodies[:3]
+    assert len(bodies) == BATCH, len(bodies)
+    assert all(b == BODY12 for b in bodies), bodies[:3]
 
 
 # ---- ours ---------------------------------------------------------------
 
 
-def ours_workloads() -> Dict[str, Tuple[Exchange, Check]]:
+def ours_workloads() -> dict[str, tuple[Exchange, Check]]:
     import nghttp2_cffi as m
 
     RequestReceived = m.RequestReceived
     ResponseReceived = m.ResponseReceived
     DataReceived = m.DataReceived
 
-    def pair() -> Tuple[Any, Any]:
+    def pair() -> tuple[Any, Any]:
         c, s = m.Session("client"), m.Session("server")
         for _ in range(5):
             out = c.data_to_send()
@@ -122,7 +126,7 @@ def ours_workloads() -> Dict[str, Tuple[Exchange, Check]]:
                 c.receive_data(out)
         return c, s
 
-    def get(req: list, step: int) -> Exchange:
+    def get(req: Headers, step: int) -> Exchange:
         c, s = pair()
 
         def run() -> Any:
@@ -205,14 +209,14 @@ def ours_workloads() -> Dict[str, Tuple[Exchange, Check]]:
 # ---- ngh2 ---------------------------------------------------------------
 
 
-def ngh2_workloads() -> Dict[str, Tuple[Exchange, Check]]:
+def ngh2_workloads() -> dict[str, tuple[Exchange, Check]]:
     import ngh2
 
     RequestReceived = ngh2.RequestReceived
     ResponseReceived = ngh2.ResponseReceived
     DataReceived = ngh2.DataReceived
 
-    def pair() -> Tuple[Any, Any]:
+    def pair() -> tuple[Any, Any]:
         c, s = ngh2.Connection(ngh2.Role.CLIENT), ngh2.Connection(ngh2.Role.SERVER)
         c.initiate_connection()
         s.initiate_connection()
@@ -227,7 +231,7 @@ def ngh2_workloads() -> Dict[str, Tuple[Exchange, Check]]:
                 c.events()
         return c, s
 
-    def get(req: list, step: int) -> Exchange:
+    def get(req: Headers, step: int) -> Exchange:
         c, s = pair()
 
         def run() -> Any:
@@ -318,12 +322,12 @@ def ngh2_workloads() -> Dict[str, Tuple[Exchange, Check]]:
 # ---- h2 -----------------------------------------------------------------
 
 
-def h2_workloads() -> Dict[str, Tuple[Exchange, Check]]:
+def h2_workloads() -> dict[str, tuple[Exchange, Check]]:
     from h2.config import H2Configuration
     from h2.connection import H2Connection
     from h2.events import DataReceived, RequestReceived, ResponseReceived, StreamEnded
 
-    def pair() -> Tuple[Any, Any]:
+    def pair() -> tuple[Any, Any]:
         c = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         s = H2Connection(H2Configuration(client_side=False, header_encoding=None))
         c.initiate_connection()
@@ -337,7 +341,7 @@ def h2_workloads() -> Dict[str, Tuple[Exchange, Check]]:
                 c.receive_data(out)
         return c, s
 
-    def get(req: list, step: int) -> Exchange:
+    def get(req: Headers, step: int) -> Exchange:
         c, s = pair()
 
         def run() -> Any:
@@ -428,10 +432,14 @@ FACTORIES = {"ours": ours_workloads, "ngh2": ngh2_workloads, "h2": h2_workloads}
 # ---- timing -------------------------------------------------------------
 
 
-def time_one(fn: Exchange, repeats: int, target: float, warmup: float) -> float:
-    """Microseconds per call: the best of ``repeats`` runs of about
-    ``target`` seconds each, after ``warmup`` seconds of calls."""
-    timer = time.perf_counter
+# CPU time of this process: on a shared machine, time spent waiting for a
+# core does not count (cache effects of the neighbours still do).
+timer = time.process_time
+
+
+def calibrate(fn: Exchange, target: float, warmup: float) -> int:
+    """Calls per timed run (about ``target`` seconds), after ``warmup``
+    seconds of calls (the JIT's, on PyPy)."""
     calls = 0
     t0 = timer()
     while True:
@@ -439,33 +447,39 @@ def time_one(fn: Exchange, repeats: int, target: float, warmup: float) -> float:
         calls += 1
         elapsed = timer() - t0
         if elapsed >= warmup and calls >= 2:
-            break
-    n = max(1, int(target / (elapsed / calls)))
-    loop = range(n)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = timer()
-        for _ in loop:
-            fn()
-        best = min(best, timer() - t0)
-    return best / n * 1e6
+            return max(1, int(target / (elapsed / calls)))
 
 
-def run_impls(impls: List[str], args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
-    """{impl: {workload: µs}} for the implementations importable here."""
-    results: Dict[str, Dict[str, float]] = {}
+def run_impls(impls: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """{impl: {workload: µs}} for the implementations importable here.
+
+    The timed runs of the implementations alternate (ours, ngh2, h2, ours,
+    ...), so that a change in the machine's load hits all of them alike; each
+    figure is the best run.
+    """
     warmup = args.warmup if args.warmup is not None else (0.5 if IS_PYPY else 0.05)
+    factories: dict[str, dict[str, tuple[Exchange, Check]]] = {}
     for impl in impls:
         try:
-            workloads = FACTORIES[impl]()
+            factories[impl] = FACTORIES[impl]()
         except ImportError as exc:
             sys.stderr.write(f"skipping {impl}: {exc}\n")
-            continue
-        results[impl] = {}
-        for name in args.workloads:
+    results: dict[str, dict[str, float]] = {impl: {} for impl in factories}
+    for name in args.workloads:
+        runs = {}
+        for impl, workloads in factories.items():
             fn, check = workloads[name]
             check(fn())  # correctness, once, before timing
-            results[impl][name] = time_one(fn, args.repeats, args.target, warmup)
+            runs[impl] = (fn, range(calibrate(fn, args.target, warmup)))
+        best = dict.fromkeys(runs, float("inf"))
+        for _ in range(args.repeats):
+            for impl, (fn, loop) in runs.items():
+                t0 = timer()
+                for _ in loop:
+                    fn()
+                best[impl] = min(best[impl], (timer() - t0) / len(loop))
+        for impl, seconds in best.items():
+            results[impl][name] = seconds * 1e6
     return results
 
 
@@ -488,17 +502,26 @@ def _pypy_python() -> Path:
     newest = max(p.stat().st_mtime for p in sources)
     if not modules or min(p.stat().st_mtime for p in modules) < newest:
         sys.stderr.write("building the C module for PyPy...\n")
-        subprocess.run([str(python), "build_ffi.py"], cwd=REPO, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(python), "build_ffi.py"], cwd=REPO, check=True, stdout=subprocess.DEVNULL
+        )
     return python
 
 
-def run_pypy(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
+def run_pypy(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     python = _pypy_python()
     cmd = [
-        str(python), str(Path(__file__).resolve()), "--worker", "--impls", "ours,h2",
-        "--repeats", str(args.repeats), "--target", str(args.target),
-        "--workloads", ",".join(args.workloads),
+        str(python),
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--impls",
+        "ours,h2",
+        "--repeats",
+        str(args.repeats),
+        "--target",
+        str(args.target),
+        "--workloads",
+        ",".join(args.workloads),
     ]
     if args.warmup is not None:
         cmd += ["--warmup", str(args.warmup)]
@@ -509,7 +532,7 @@ def run_pypy(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
 # ---- report -------------------------------------------------------------
 
 
-def table(results: Dict[str, Dict[str, float]], workloads: List[str]) -> str:
+def table(results: dict[str, dict[str, float]], workloads: list[str]) -> str:
     columns = [c for c in ("ours", "ngh2", "h2", "ours pypy", "h2 pypy") if c in results]
     ratios = []
     if "ours" in results and "ngh2" in results:
@@ -530,12 +553,17 @@ def table(results: Dict[str, Dict[str, float]], workloads: List[str]) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny run (CI smoke test)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--pypy", dest="pypy", action="store_true", default=None,
-                   help="also run ours and h2 under PyPy (default: if /usr/bin/pypy3 exists)")
+    p.add_argument(
+        "--pypy",
+        dest="pypy",
+        action="store_true",
+        default=None,
+        help="also run ours and h2 under PyPy (default: if /usr/bin/pypy3 exists)",
+    )
     p.add_argument("--no-pypy", dest="pypy", action="store_false")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma-separated, of: ours,ngh2,h2")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
@@ -575,8 +603,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         print()
     else:
-        print(f"Python {sys.version.split()[0]} ({platform.python_implementation()}), "
-              f"{os.cpu_count()} cores; best of {args.repeats}")
+        print(
+            f"Python {sys.version.split()[0]} ({platform.python_implementation()}), "
+            f"{os.cpu_count()} cores; best of {args.repeats}"
+        )
         print(table(results, args.workloads))
     return 0
 
