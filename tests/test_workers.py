@@ -134,7 +134,7 @@ def get_many(port: int, paths: List[str], timeout: float = TIMEOUT) -> List[Tupl
             ids.append(sid)
         sock.sendall(conn.data_to_send())
         status: Dict[int, int] = {}
-        body: Dict[int, bytes] = {sid: b"" for sid in ids}
+        body: Dict[int, bytes] = dict.fromkeys(ids, b"")
         done: set = set()
         while len(done) < len(ids):
             data = sock.recv(65536)

@@ -1,0 +1,1034 @@
+#!/usr/bin/env python3
+"""Server benchmark: our HTTP/2 server against nghttpd, granian and hypercorn.
+
+Each server serves the same four paths with an equivalent handler
+(tools/bench_handlers/: ours.py for our server, asgi_app.py for granian and
+hypercorn, plain files for nghttpd) and is driven by h2load:
+
+  (a) small    12-byte response, h2c, -c10 -m10                  req/s
+  (b) tls      the same over TLS (ALPN h2, self-signed cert)     req/s
+  (c) large    1 MiB response, h2c, -c4 -m4                      MB/s
+  (d) conns    12-byte response, -c1000 -m1 (1000 connections)   req/s
+  (e) upload   1 MiB POST bodies read through on_data, -c4 -m4   MB/s (sent)
+  (f) deferred 12-byte bodies deferred (DATA_DEFERRED) and resumed from the
+               loop, -c10 -m100 (1000 streams in flight); for the ASGI peers
+               an app that awaits asyncio.sleep(0) first; nghttpd: n/a
+  memory       RSS per idle HTTP/2 connection with 1000 open (preface +
+               SETTINGS, then nothing), for every server; RSS growth of ours
+               over 1M requests (50k with --quick)
+
+Our server runs as ``ours`` (asyncio), ``ours-uvloop`` (--loop uvloop, when
+uvloop is installed) and, for (a) only, ``ours-2w`` (--workers 2: scaling
+from 1 to 2 processes).  One server process each, pinned to core 0, with
+h2load pinned to core 1 (``ours-2w`` gets both cores, so it shares one with
+h2load).  Each workload starts fresh servers side by side, warms each up,
+then runs 3 rounds over them (round-robin, so that load from elsewhere on a
+shared machine hits all alike) and keeps each server's best run.  Run sizes: as many requests as the server does in
+about 5 s, capped per workload (200,000 for (a)).  Latency percentiles come
+from h2load's --log-file; peak RSS is VmHWM of the serving process(es).
+
+  python tools/bench_server.py             # the full run, ~15 minutes
+  python tools/bench_server.py --quick     # CI smoke test: tiny counts, exit 1 if a request fails
+  python tools/bench_server.py --json      # JSON instead of tables
+  python tools/bench_server.py --profile DIR   # also py-spy our server under (a) and (c)
+
+Peers are used when installed: nghttpd (``apt-get install nghttp2-server``),
+granian and hypercorn (``pip install granian hypercorn``, or the ``bench``
+extra); h2load (``nghttp2-client``) is required.  The exit status is 1 when
+any request to one of our servers failed, or nothing could run; peers'
+failures are reported in the tables only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+HANDLERS = REPO / "tools" / "bench_handlers"
+BIN = Path(sys.executable).parent
+
+SMALL = b"hello world\n"
+LARGE_SIZE = 1 << 20
+MIB = float(1 << 20)
+#: Seconds of load per timed run in full mode (before the per-workload cap).
+RUN_SECONDS = 5.0
+#: Connections kept open for the idle-memory measurement.
+IDLE_CONNECTIONS = 1000
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+SETTINGS_ACK = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+
+
+# ---- workloads --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    name: str
+    title: str
+    path: str
+    clients: int
+    streams: int
+    n_full: int  # cap on requests per timed run
+    n_quick: int
+    tls: bool = False
+    upload: bool = False
+    metric: str = "req/s"  # or "MB/s"
+
+    def h2load_shape(self) -> str:
+        return f"-c{self.clients} -m{self.streams}"
+
+
+WORKLOADS = [
+    Workload("a", "small", "12 B response, h2c", "/small", 10, 10, 200_000, 2_000),
+    Workload("b", "tls", "12 B response, TLS", "/small", 10, 10, 200_000, 2_000, tls=True),
+    Workload("c", "large", "1 MiB response, h2c", "/1m", 4, 4, 20_000, 40, metric="MB/s"),
+    Workload("d", "conns", "12 B, 1000 connections", "/small", 1000, 1, 200_000, 2_000),
+    Workload("e", "upload", "1 MiB POST upload, h2c", "/upload", 4, 4, 20_000, 40,
+             upload=True, metric="MB/s"),
+    Workload("f", "deferred", "12 B deferred+resumed", "/deferred", 10, 100, 200_000, 2_000),
+]
+BY_KEY = {w.key: w for w in WORKLOADS}
+
+#: (workload, peer, ours/peer at least)
+TARGETS: List[Tuple[str, str, float]] = [
+    ("a", "granian", 1.5), ("a", "hypercorn", 15.0), ("a", "nghttpd", 0.4),
+    ("b", "granian", 1.5), ("b", "hypercorn", 15.0), ("b", "nghttpd", 0.4),
+    ("d", "granian", 1.5), ("d", "hypercorn", 15.0), ("d", "nghttpd", 0.4),
+    ("c", "nghttpd", 0.9),
+    ("e", "nghttpd", 0.8),
+]
+IDLE_TARGET_KIB = 30.0
+GROWTH_TARGET_PERCENT = 1.0
+
+
+# ---- servers ----------------------------------------------------------------
+
+
+@dataclass
+class ServerSpec:
+    name: str
+    kind: str  # ours | nghttpd | granian | hypercorn
+    loop: str = "asyncio"
+    workers: int = 1
+    only: Tuple[str, ...] = ()  # workloads it runs (empty: all it supports)
+    missing: str = ""  # why it cannot run, if it cannot
+
+    @property
+    def ours(self) -> bool:
+        return self.kind == "ours"
+
+    def supports(self, workload: Workload) -> bool:
+        if self.only and workload.key not in self.only:
+            return False
+        return not (self.kind == "nghttpd" and workload.key == "f")
+
+
+def _find(name: str) -> Optional[str]:
+    local = BIN / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
+
+
+def server_specs(wanted: Optional[List[str]]) -> List[ServerSpec]:
+    try:
+        import uvloop  # noqa: F401
+
+        uvloop_missing = ""
+    except ImportError:
+        uvloop_missing = "uvloop is not installed (pip install uvloop)"
+    specs = [
+        ServerSpec("ours", "ours"),
+        ServerSpec("ours-uvloop", "ours", loop="uvloop", missing=uvloop_missing),
+        ServerSpec("ours-2w", "ours", workers=2, only=("a",)),
+        ServerSpec("nghttpd", "nghttpd",
+                   missing="" if _find("nghttpd") else "apt-get install nghttp2-server"),
+        ServerSpec("granian", "granian",
+                   missing="" if _find("granian") else "pip install granian"),
+        ServerSpec("hypercorn", "hypercorn",
+                   missing="" if _find("hypercorn") else "pip install hypercorn"),
+    ]
+    if wanted:
+        unknown = set(wanted) - {s.name for s in specs}
+        if unknown:
+            raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+        specs = [s for s in specs if s.name in wanted]
+    return specs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pinned(cores: Optional[str], argv: List[str]) -> List[str]:
+    if cores is None or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", cores, *argv]
+
+
+class Files:
+    """Temporary files every server shares: certificate, docroot, upload body."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.docroot = root / "htdocs"
+        self.docroot.mkdir()
+        (self.docroot / "small").write_bytes(SMALL)
+        (self.docroot / "upload").write_bytes(SMALL)  # nghttpd answers POSTs with the file
+        (self.docroot / "1m").write_bytes(b"x" * LARGE_SIZE)
+        self.upload = root / "upload.bin"
+        self.upload.write_bytes(b"u" * LARGE_SIZE)
+        self.cert = root / "cert.pem"
+        self.key = root / "key.pem"
+        self.tls_error = ""
+        if shutil.which("openssl") is None:
+            self.tls_error = "openssl is not installed"
+            return
+        proc = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+             "-keyout", str(self.key), "-out", str(self.cert)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode:
+            self.tls_error = f"openssl failed: {proc.stderr.strip()}"
+
+
+class Server:
+    """One running server process."""
+
+    def __init__(self, spec: ServerSpec, tls: bool, files: Files, cores: Optional[str],
+                 optimize: bool = False) -> None:
+        self.spec = spec
+        self.tls = tls
+        self.port = _free_port()
+        self.optimize = optimize
+        self.log = files.root / f"{spec.name}-{'tls' if tls else 'h2c'}-{self.port}.log"
+        argv, env = self._command(files)
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            _pinned(cores, argv), env=env, cwd=str(files.root),
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True,
+        )
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def _command(self, files: Files) -> Tuple[List[str], Dict[str, str]]:
+        spec, port = self.spec, str(self.port)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(HANDLERS), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        if spec.kind == "ours":
+            argv = [sys.executable] + (["-O"] if self.optimize else []) + [
+                "-m", "server", "--host", "127.0.0.1", "--port", port,
+                "--handler", "ours:BenchHandler", "--no-access-log", "--log-level", "warning",
+                "--loop", spec.loop, "--workers", str(spec.workers)]
+            argv += ["--cert", str(files.cert), "--key", str(files.key)] if self.tls else \
+                ["--no-tls"]
+        elif spec.kind == "nghttpd":
+            argv = [str(_find("nghttpd")), "-n1", "-a", "127.0.0.1", "-d", str(files.docroot),
+                    port]
+            argv += [str(files.key), str(files.cert)] if self.tls else ["--no-tls"]
+        elif spec.kind == "granian":
+            argv = [str(_find("granian")), "--interface", "asgi", "--http", "2", "--workers", "1",
+                    "--host", "127.0.0.1", "--port", port, "--no-ws", "--backlog", "1024",
+                    "--log-level", "warning", "asgi_app:app"]
+            if self.tls:
+                argv += ["--ssl-certificate", str(files.cert), "--ssl-keyfile", str(files.key)]
+        elif spec.kind == "hypercorn":
+            config = files.root / f"hypercorn-{port}.toml"
+            lines = [
+                f'bind = ["127.0.0.1:{port}"]',
+                "workers = 0",  # serve in this process, no supervisor
+                "backlog = 1024",
+                # hypercorn closes a connection after 1000 requests by default
+                "keep_alive_max_requests = 1000000000",
+            ]
+            if self.tls:
+                lines += [f'certfile = "{files.cert}"', f'keyfile = "{files.key}"']
+            config.write_text("\n".join(lines) + "\n")
+            argv = [str(_find("hypercorn")), "--config", str(config), "asgi_app:app"]
+        else:
+            raise ValueError(spec.kind)
+        return argv, env
+
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec.name} exited with {self.proc.returncode}: "
+                                   f"{self.output()}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.spec.name} did not listen within {timeout:.0f}s")
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    # -- memory of the serving process(es) --
+
+    def serving_pids(self) -> List[int]:
+        """The processes that serve: the leaves of the process tree (the
+        server itself, or its workers)."""
+        children: Dict[int, List[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        leaves, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            kids = children.get(pid, [])
+            if kids:
+                todo.extend(kids)
+            else:
+                leaves.append(pid)
+        return leaves
+
+    def _status_kib(self, key: str) -> int:
+        total = 0
+        for pid in self.serving_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def rss_kib(self) -> int:
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        return self._status_kib("VmHWM")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+# ---- h2load -----------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    requests: int
+    succeeded: int
+    failed: int
+    seconds: float
+    req_s: float
+    mb_s: float  # MiB/s received (uploads: MiB/s of request bodies sent)
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    ok: bool
+    error: str = ""
+
+
+def _seconds(text: str) -> float:
+    for unit, scale in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+def _percentiles(log: Path) -> Tuple[float, float, float]:
+    durations = []
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                durations.append(int(parts[2]))
+    if not durations:
+        return (float("nan"),) * 3  # type: ignore[return-value]
+    durations.sort()
+
+    def pct(p: float) -> float:
+        return durations[min(len(durations) - 1, int(p * len(durations)))] / 1000.0
+
+    return pct(0.50), pct(0.90), pct(0.99)
+
+
+def h2load(server: Server, workload: Workload, n: int, files: Files,
+           cores: Optional[str], timeout: float = 600.0) -> Run:
+    n = max(n, workload.clients)
+    log = files.root / "h2load-requests.log"
+    with contextlib.suppress(FileNotFoundError):
+        log.unlink()  # h2load appends
+    argv = ["h2load", "-n", str(n), "-c", str(workload.clients), "-m", str(workload.streams),
+            "--log-file", str(log)]
+    if workload.upload:
+        argv += ["-d", str(files.upload)]
+    argv.append(server.url(workload.path))
+    try:
+        proc = subprocess.run(_pinned(cores, argv), capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Run(n, 0, n, timeout, 0, 0, 0, 0, 0, False, f"h2load timed out after {timeout}s")
+    out = proc.stdout
+    fields: Dict[str, Any] = {}
+    for line in out.splitlines():
+        if line.startswith("finished in"):
+            parts = line.replace(",", "").split()
+            fields["seconds"] = _seconds(parts[2])
+        elif line.startswith("requests:"):
+            nums = [int(tok) for tok in line.replace(",", "").split() if tok.isdigit()]
+            fields["total"], fields["succeeded"] = nums[0], nums[3]
+            fields["failed"] = nums[4] + nums[5] + nums[6]
+        elif line.startswith("status codes:"):
+            fields["2xx"] = int(line.split(":", 1)[1].split()[0])
+        elif line.startswith("traffic:"):
+            fields["bytes"] = int(line.split("(", 1)[1].split(")", 1)[0])
+    if "seconds" not in fields or "succeeded" not in fields:
+        return Run(n, 0, n, 0, 0, 0, 0, 0, 0, False,
+                   f"h2load exited with {proc.returncode}: {(out + proc.stderr)[-600:]}")
+    seconds = max(fields["seconds"], 1e-9)
+    ok = (fields["succeeded"] == n and fields["failed"] == 0 and fields.get("2xx") == n
+          and proc.returncode == 0)
+    moved = fields["succeeded"] * LARGE_SIZE if workload.upload else fields.get("bytes", 0)
+    p50, p90, p99 = _percentiles(log)
+    error = "" if ok else (f"{n - fields['succeeded']} of {n} requests failed "
+                           f"({fields.get('2xx', 0)} 2xx)")
+    return Run(n, fields["succeeded"], fields["failed"], seconds, fields["succeeded"] / seconds,
+               moved / MIB / seconds, p50, p90, p99, ok, error)
+
+
+# ---- one (workload, server) measurement -------------------------------------
+
+
+@dataclass
+class Result:
+    workload: str
+    server: str
+    metric: str
+    value: float = 0.0  # best run's req/s or MB/s
+    req_s: float = 0.0
+    mb_s: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    peak_rss_kib: int = 0
+    requests_per_run: int = 0
+    runs: List[Dict[str, Any]] = field(default_factory=list)
+    ok: bool = True
+    skipped: str = ""
+    error: str = ""
+    note: str = ""
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, files: Files) -> None:
+        self.args = args
+        self.files = files
+        self.quick: bool = args.quick
+        self.runs = 1 if self.quick else args.runs
+        self.cpus = os.cpu_count() or 1
+        pin = self.cpus >= 2 and not args.no_pin
+        self.server_cores = "0" if pin else None
+        self.client_cores = "1" if pin else None
+        self.notes: List[str] = []
+        self._cache: Dict[Tuple[str, bool], Server] = {}
+        self._optimize: Dict[str, bool] = {}
+
+    # servers: in quick mode one process per (server, tls) serves every
+    # workload; in full mode each workload gets a fresh process, so that its
+    # peak RSS is its own.
+    def server(self, spec: ServerSpec, tls: bool, fresh: bool = False) -> Server:
+        key = (spec.name, tls)
+        if fresh and key in self._cache:
+            self.release(self._cache[key], force=True)
+        if key in self._cache:
+            return self._cache[key]
+        cores = self.server_cores if spec.workers == 1 else (
+            "0,1" if self.server_cores is not None else None)
+        server = Server(spec, tls, self.files, cores, self._optimize.get(spec.name, False))
+        try:
+            server.wait_listening()
+            # on uvloop, fail fast: the retry under -O is below
+            self._probe(server, 3.0 if spec.loop == "uvloop" else 20.0)
+        except RuntimeError:
+            server.stop()
+            if not (spec.loop == "uvloop" and not server.optimize):
+                raise
+            # server/protocol.py asserts its transport is an asyncio.Transport,
+            # which uvloop's are not; python -O drops the assert.
+            self._optimize[spec.name] = True
+            note = (f"{spec.name} ran under python -O: without it, server/protocol.py's "
+                    "assert isinstance(transport, asyncio.Transport) rejects uvloop's transports")
+            if note not in self.notes:
+                self.notes.append(note)
+            server = Server(spec, tls, self.files, cores, True)
+            server.wait_listening()
+            self._probe(server)
+        self._cache[key] = server
+        return server
+
+    def release(self, server: Server, force: bool = False) -> None:
+        if force or not self.quick:
+            server.stop()
+            self._cache.pop((server.spec.name, server.tls), None)
+
+    def stop_all(self) -> None:
+        for server in list(self._cache.values()):
+            server.stop()
+        self._cache.clear()
+
+    def _probe(self, server: Server, patience: float = 20.0) -> None:
+        """A few requests until the server answers (granian's worker and
+        hypercorn take a moment after the socket is bound)."""
+        probe = Workload("probe", "probe", "", "/small", 1, 1, 10, 10, tls=server.tls)
+        deadline = time.monotonic() + patience
+        while True:
+            run = h2load(server, probe, 10, self.files, self.client_cores, timeout=patience)
+            if run.ok:
+                return
+            if time.monotonic() > deadline or server.proc.poll() is not None:
+                raise RuntimeError(f"{server.spec.name} does not answer: {run.error}\n"
+                                   f"{server.output()}")
+            time.sleep(0.2)
+
+    def measure(self, workload: Workload, specs: List[ServerSpec]) -> List[Result]:
+        """Every server on one workload.  The servers run side by side (idle
+        but for the one under load) and the timed runs go round-robin, so a
+        burst of load from elsewhere on the machine hits all of them alike."""
+        results: List[Result] = []
+        live: List[Tuple[Result, Server]] = []
+        for spec in specs:
+            result = Result(workload.key, spec.name, workload.metric)
+            results.append(result)
+            if spec.missing:
+                result.skipped = spec.missing
+            elif not spec.supports(workload):
+                result.skipped = "n/a" if spec.kind == "nghttpd" else "not run"
+            elif workload.tls and self.files.tls_error:
+                result.skipped = self.files.tls_error
+            else:
+                try:
+                    live.append((result, self.server(spec, workload.tls)))
+                except RuntimeError as exc:
+                    result.ok, result.error = False, str(exc)
+        runs: Dict[str, List[Run]] = {}
+        try:
+            sizes: Dict[str, int] = {}
+            for result, server in live:
+                warm = h2load(server, workload, workload.n_quick, self.files, self.client_cores)
+                runs[result.server] = [warm]
+                sizes[result.server] = workload.n_quick
+                if not self.quick and warm.ok:
+                    sizes[result.server] = int(min(
+                        workload.n_full, max(workload.n_quick, warm.req_s * RUN_SECONDS)))
+            if not self.quick:
+                for _ in range(self.runs):
+                    for result, server in live:
+                        if runs[result.server][0].ok:
+                            runs[result.server].append(h2load(
+                                server, workload, sizes[result.server], self.files,
+                                self.client_cores))
+            for result, server in live:
+                self._summarize(result, workload, runs[result.server], sizes[result.server])
+                result.peak_rss_kib = server.peak_rss_kib()
+                if server.optimize:
+                    result.note = "python -O"
+        finally:
+            for _, server in live:
+                self.release(server)
+        return results
+
+    def _summarize(self, result: Result, workload: Workload, runs: List[Run], n: int) -> None:
+        failed = [r for r in runs if not r.ok]
+        if failed:
+            result.ok, result.error = False, failed[0].error
+        timed = runs if self.quick else runs[1:]  # the first is the warm-up
+        result.requests_per_run = n
+        result.runs = [asdict(r) for r in timed]
+        if not timed:
+            return
+        best = max(timed, key=lambda r: r.mb_s if workload.metric == "MB/s" else r.req_s)
+        result.req_s, result.mb_s = best.req_s, best.mb_s
+        result.value = best.mb_s if workload.metric == "MB/s" else best.req_s
+        result.p50_ms, result.p90_ms, result.p99_ms = best.p50_ms, best.p90_ms, best.p99_ms
+
+    # ---- memory ----
+
+    def idle_memory(self, spec: ServerSpec) -> Dict[str, Any]:
+        """RSS per idle connection: 1000 h2c connections, each having sent
+        the preface and SETTINGS and received the server's SETTINGS."""
+        entry: Dict[str, Any] = {"server": spec.name}
+        if spec.missing:
+            entry["skipped"] = spec.missing
+            return entry
+        try:
+            server = self.server(spec, False, fresh=True)
+        except RuntimeError as exc:
+            entry.update(ok=False, error=str(exc))
+            return entry
+        socks: List[socket.socket] = []
+        try:
+            warm = 500 if self.quick else 5000
+            h2load(server, BY_KEY["a"], warm, self.files, self.client_cores)
+            time.sleep(0.3)
+            before = server.rss_kib()
+            selector = selectors.DefaultSelector()  # epoll: fds above 1024
+            for _ in range(IDLE_CONNECTIONS):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                sock.sendall(H2_PREFACE + EMPTY_SETTINGS)
+                socks.append(sock)
+                selector.register(sock, selectors.EVENT_READ)
+            answered = 0
+            deadline = time.monotonic() + 20
+            while selector.get_map() and time.monotonic() < deadline:
+                for key, _ in selector.select(0.5):
+                    sock = key.fileobj  # type: ignore[assignment]
+                    selector.unregister(sock)
+                    if sock.recv(65536):  # the server's SETTINGS
+                        answered += 1
+                        sock.sendall(SETTINGS_ACK)
+            selector.close()
+            time.sleep(0.5 if self.quick else 2.0)
+            after = server.rss_kib()
+            entry.update(
+                connections=IDLE_CONNECTIONS, answered=answered, rss_before_kib=before,
+                rss_after_kib=after, kib_per_connection=(after - before) / IDLE_CONNECTIONS,
+                ok=answered == IDLE_CONNECTIONS,
+            )
+            if answered != IDLE_CONNECTIONS:
+                entry["error"] = f"only {answered} of {IDLE_CONNECTIONS} connections answered"
+        finally:
+            for sock in socks:
+                sock.close()
+            self.release(server, force=True)
+        return entry
+
+    def growth(self, spec: ServerSpec) -> Dict[str, Any]:
+        """RSS growth over 1M requests of (a) (50k with --quick), in 5 runs of
+        new connections, after a warm-up."""
+        total = 50_000 if self.quick else 1_000_000
+        chunks = 5
+        entry: Dict[str, Any] = {"server": spec.name, "requests": total}
+        if spec.missing:
+            entry["skipped"] = spec.missing
+            return entry
+        try:
+            server = self.server(spec, False, fresh=True)
+        except RuntimeError as exc:
+            entry.update(ok=False, error=str(exc))
+            return entry
+        try:
+            warm = h2load(server, BY_KEY["a"], total // chunks, self.files, self.client_cores)
+            time.sleep(0.3)
+            before = server.rss_kib()
+            trail, ok = [before], warm.ok
+            for _ in range(chunks):
+                run = h2load(server, BY_KEY["a"], total // chunks, self.files, self.client_cores)
+                ok = ok and run.ok
+                time.sleep(0.3)
+                trail.append(server.rss_kib())
+            after = trail[-1]
+            entry.update(rss_before_kib=before, rss_after_kib=after, rss_trail_kib=trail,
+                         growth_percent=100.0 * (after - before) / before if before else 0.0,
+                         ok=ok)
+            if not ok:
+                entry["error"] = "requests failed"
+        finally:
+            self.release(server, force=True)
+        return entry
+
+
+# ---- profile ----------------------------------------------------------------
+
+
+def profile(bench: Bench, outdir: Path, seconds: float) -> Dict[str, Any]:
+    """py-spy our server (asyncio) under (a) and (c): a flame graph (SVG),
+    the raw collapsed stacks, and the top functions by own and total time."""
+    pyspy = _find("py-spy")
+    if pyspy is None:
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    outdir.mkdir(parents=True, exist_ok=True)
+    spec = ServerSpec("ours", "ours")
+    report: Dict[str, Any] = {}
+    for key in ("a", "c"):
+        workload = BY_KEY[key]
+        server = bench.server(spec, False)
+        try:
+            h2load(server, workload, workload.n_quick, bench.files, bench.client_cores)
+            pid = server.serving_pids()[0]
+            raw = outdir / f"profile-{workload.name}.txt"
+            svg = outdir / f"profile-{workload.name}.svg"
+            n = 10**9  # load for longer than py-spy records; stopped below
+            load = subprocess.Popen(
+                _pinned(bench.client_cores,
+                        ["h2load", "-n", str(n), "-c", str(workload.clients),
+                         "-m", str(workload.streams), server.url(workload.path)]),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                for fmt, out in (("raw", raw), ("flamegraph", svg)):
+                    # --native (C frames: cffi, libnghttp2, libc) needs
+                    # py-spy to stop the process for each sample
+                    subprocess.run([pyspy, "record", "--pid", str(pid), "--native",
+                                    "--function", "--rate", "250",
+                                    "--duration", str(int(seconds)),
+                                    "--format", fmt, "--output", str(out)],
+                                   capture_output=True, check=True, timeout=seconds + 60)
+            finally:
+                load.terminate()
+                load.wait(10)
+            report[workload.name] = {"svg": str(svg), "raw": str(raw), **_top(raw)}
+        finally:
+            bench.release(server, force=True)
+    return report
+
+
+def _frame(frame: str) -> str:
+    """``func (file:line)`` -> ``func (file)``; an unresolved native frame
+    ``0x7f.. (libfoo.so.1)`` -> ``[libfoo.so.1]``."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    if name.startswith("0x"):
+        return f"[{where}]"
+    return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
+
+
+def _top(raw: Path, count: int = 25) -> Dict[str, Any]:
+    """Top functions of py-spy's raw (collapsed) stacks: by own time (the
+    innermost frame) and by total time (anywhere on the stack; frames found
+    in nearly every sample, the event loop's own, are left out)."""
+    own: Dict[str, int] = {}
+    total: Dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, weight = line.rpartition(" ")
+        if not stack or not weight.isdigit():
+            continue
+        n = int(weight)
+        frames = [_frame(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        samples += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for name in set(frames):
+            total[name] = total.get(name, 0) + n
+    total = {k: v for k, v in total.items() if v < 0.97 * samples}
+
+    def table(d: Dict[str, int]) -> List[Tuple[str, float]]:
+        return [(k, 100.0 * v / max(samples, 1)) for k, v in
+                sorted(d.items(), key=lambda kv: -kv[1])[:count]]
+
+    return {"samples": samples, "own": table(own), "total": table(total)}
+
+
+# ---- reporting --------------------------------------------------------------
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def print_tables(report: Dict[str, Any]) -> None:
+    results = [Result(**r) for r in report["results"]]
+    servers = report["servers"]
+    print(f"\nServer benchmark ({report['mode']}; {report['machine']})")
+    print("  " + "; ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    header = (f"{'workload':<34} {'server':<12} {'req/s':>10} {'MB/s':>9} {'p50 ms':>8} "
+              f"{'p90 ms':>8} {'p99 ms':>8} {'peak RSS':>10}  {'ours/this':>9}")
+    print("\n" + header + "\n" + "-" * len(header))
+    for workload in WORKLOADS:
+        rows = [r for r in results if r.workload == workload.key]
+        if not rows:
+            continue
+        ours = next((r for r in rows if r.server == "ours" and r.value and r.ok), None)
+        title = f"({workload.key}) {workload.title}, {workload.h2load_shape()}"
+        for i, r in enumerate(rows):
+            label = title if i == 0 else ""
+            if r.skipped:
+                print(f"{label:<34} {r.server:<12} {'-- ' + r.skipped}")
+                continue
+            if not r.value:
+                print(f"{label:<34} {r.server:<12} FAILED: {r.error[:90]}")
+                continue
+            ratio = f"{ours.value / r.value:.2f}" if ours and r.value else ""
+            flag = "" if r.ok else "  FAILED: " + r.error[:60]
+            note = f"  ({r.note})" if r.note else ""
+            print(f"{label:<34} {r.server:<12} {_fmt(r.req_s):>10} {_fmt(r.mb_s, 1):>9} "
+                  f"{r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} "
+                  f"{r.peak_rss_kib / 1024:>7.1f} MiB  {ratio:>9}{flag}{note}")
+    if report.get("idle"):
+        print(f"\nMemory per idle HTTP/2 connection ({IDLE_CONNECTIONS} open, h2c)")
+        for e in report["idle"]:
+            if "skipped" in e:
+                print(f"  {e['server']:<12} -- {e['skipped']}")
+            elif "kib_per_connection" in e:
+                bad = "" if e.get("ok") else f"  FAILED: {e.get('error')}"
+                print(f"  {e['server']:<12} {e['kib_per_connection']:>7.1f} KiB/connection  "
+                      f"(RSS {e['rss_before_kib'] / 1024:.1f} -> "
+                      f"{e['rss_after_kib'] / 1024:.1f} MiB){bad}")
+            else:
+                print(f"  {e['server']:<12} FAILED: {e.get('error', '')[:100]}")
+    if report.get("growth"):
+        print("\nRSS growth over requests of (a) (after a warm-up; RSS after each fifth)")
+        for e in report["growth"]:
+            if "skipped" in e:
+                print(f"  {e['server']:<12} -- {e['skipped']}")
+            elif "growth_percent" in e:
+                trail = " ".join(f"{k / 1024:.1f}" for k in e["rss_trail_kib"])
+                bad = "" if e.get("ok") else f"  FAILED: {e.get('error')}"
+                print(f"  {e['server']:<12} {e['requests']:>9,} requests: "
+                      f"{e['growth_percent']:+.2f}%  (MiB: {trail}){bad}")
+            else:
+                print(f"  {e['server']:<12} FAILED: {e.get('error', '')[:100]}")
+    targets = report["targets"]
+    if targets:
+        ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
+        print("\nTargets (ours/peer; met or NOT met for each of our event loops)")
+        head = f"  {'target':<44} {'goal':>8}" + "".join(f"  {s:>20}" for s in ours_names)
+        print(head + "\n  " + "-" * (len(head) - 2))
+        for t in targets:
+            cells = ""
+            for s in ours_names:
+                v = t["values"].get(s)
+                cells += "  " + (f"{v:>8.2f}{t['unit']} " + ("met" if t["met"][s] else "NOT met")
+                                 ).rjust(20) if v is not None else "  " + "--".rjust(20)
+            print(f"  {t['target']:<44} {t['goal']:>8}{cells}")
+    if report.get("scaling"):
+        s = report["scaling"]
+        print(f"\nWorkers on (a): 2 workers / 1 worker = {s['ratio']:.2f}x "
+              f"({_fmt(s['one'])} -> {_fmt(s['two'])} req/s; the 2 workers share the "
+              "machine's 2 cores with h2load)")
+    for note in report["notes"]:
+        print(f"\nnote: {note}")
+    if report.get("profile"):
+        for name, prof in report["profile"].items():
+            if name == "skipped":
+                print(f"\nprofile: skipped: {prof}")
+                continue
+            print(f"\nProfile of ours under ({'a' if name == 'small' else 'c'}) {name}: "
+                  f"{prof['samples']} samples; flame graph {prof['svg']}")
+            print("  own time (the function itself):")
+            for fn, pct in prof["own"][:20]:
+                print(f"    {pct:5.1f}%  {fn}")
+            print("  total time (inclusive):")
+            for fn, pct in prof["total"][:20]:
+                print(f"    {pct:5.1f}%  {fn}")
+
+
+def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict[str, Any]],
+            servers: List[str]) -> List[Dict[str, Any]]:
+    ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
+    value = {(r.workload, r.server): r.value for r in results if r.value and r.ok}
+    rows = []
+    for key, peer, goal in TARGETS:
+        workload = BY_KEY[key]
+        if (key, peer) not in value:
+            continue
+        row: Dict[str, Any] = {
+            "target": f"({key}) {workload.name}: ours/{peer} {workload.metric}",
+            "goal": f">= {goal:g}", "unit": "x", "values": {}, "met": {}}
+        for s in ours_names:
+            if (key, s) in value:
+                ratio = value[(key, s)] / value[(key, peer)]
+                row["values"][s] = ratio
+                row["met"][s] = ratio >= goal
+        rows.append(row)
+    row = {"target": "memory: KiB per idle connection", "goal": f"<= {IDLE_TARGET_KIB:g}",
+           "unit": "K", "values": {}, "met": {}}
+    for e in idle:
+        if e["server"] in ours_names and "kib_per_connection" in e:
+            row["values"][e["server"]] = e["kib_per_connection"]
+            row["met"][e["server"]] = e["kib_per_connection"] <= IDLE_TARGET_KIB
+    if row["values"]:
+        rows.append(row)
+    for e in growth:
+        if "growth_percent" not in e:
+            continue
+        row = next((r for r in rows if r["target"].startswith("memory: RSS growth")), None)
+        if row is None:
+            row = {"target": f"memory: RSS growth over {e['requests']:,} requests",
+                   "goal": f"< {GROWTH_TARGET_PERCENT:g}%", "unit": "%", "values": {},
+                   "met": {}}
+            rows.append(row)
+        row["values"][e["server"]] = e["growth_percent"]
+        row["met"][e["server"]] = e["growth_percent"] < GROWTH_TARGET_PERCENT
+    return rows
+
+
+def versions() -> Dict[str, str]:
+    out: Dict[str, str] = {"python": platform.python_version()}
+    try:
+        import nghttp2_cffi
+
+        out["libnghttp2"] = str(nghttp2_cffi.VERSION)
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    for dist in ("granian", "hypercorn", "uvloop"):
+        try:
+            from importlib.metadata import version
+
+            out[dist] = version(dist)
+        except Exception:  # noqa: BLE001 - not installed
+            pass
+    for tool in ("nghttpd", "h2load"):
+        path = _find(tool)
+        if path:
+            proc = subprocess.run([path, "--version"], capture_output=True, text=True)
+            out[tool] = (proc.stdout.split() or ["?"])[-1]
+    return out
+
+
+def raise_fd_limit(want: int = 8192) -> None:
+    """1000 connections need more descriptors than the common 1024; children
+    (servers, h2load) inherit the raised limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke test: tiny counts, one run, exit 1 if a request fails")
+    parser.add_argument("--full", action="store_true", help="the full run (the default)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON report to FILE")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per server (best kept)")
+    parser.add_argument("--servers", help="comma-separated subset: ours,ours-uvloop,ours-2w,"
+                        "nghttpd,granian,hypercorn")
+    parser.add_argument("--workloads", help="comma-separated subset of a,b,c,d,e,f,idle,growth")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also profile ours (py-spy) under (a) and (c), files to DIR")
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if args.quick and args.full:
+        parser.error("--quick or --full, not both")
+    if shutil.which("h2load") is None:
+        print("error: h2load is required (apt-get install nghttp2-client)", file=sys.stderr)
+        return 1
+    raise_fd_limit()
+    # SIGTERM unwinds like Ctrl-C, so that every server started gets stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    specs = server_specs(args.servers.split(",") if args.servers else None)
+    chosen = set(args.workloads.split(",")) if args.workloads else (
+        {w.key for w in WORKLOADS} | {"idle", "growth"})
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        files = Files(Path(tmp))
+        bench = Bench(args, files)
+        results: List[Result] = []
+        idle: List[Dict[str, Any]] = []
+        growth: List[Dict[str, Any]] = []
+        prof: Dict[str, Any] = {}
+        try:
+            for workload in WORKLOADS:
+                if workload.key not in chosen:
+                    continue
+                chosen_specs = [s for s in specs if not s.only or workload.key in s.only]
+                for result in bench.measure(workload, chosen_specs):
+                    results.append(result)
+                    if not args.json:
+                        state = (result.skipped or (f"{result.value:,.1f} {workload.metric}"
+                                 + ("" if result.ok else f"  FAILED: {result.error[:200]}")))
+                        print(f"  [{time.monotonic() - started:5.1f}s] ({workload.key}) "
+                              f"{result.server:<12} {state}", file=sys.stderr, flush=True)
+            if "idle" in chosen:
+                idle = [bench.idle_memory(spec) for spec in specs if spec.workers == 1]
+            if "growth" in chosen:
+                growth = [bench.growth(spec) for spec in specs if spec.ours and spec.workers == 1]
+            if args.profile:
+                prof = profile(bench, Path(args.profile), args.profile_seconds)
+        finally:
+            bench.stop_all()
+        names = [s.name for s in specs]
+        value = {(r.workload, r.server): r for r in results}
+        scaling = None
+        one, two = value.get(("a", "ours")), value.get(("a", "ours-2w"))
+        if one and two and one.value and two.value:
+            scaling = {"one": one.value, "two": two.value, "ratio": two.value / one.value}
+        notes = list(bench.notes)
+        if args.quick:
+            notes.append("quick mode: tiny counts, one run; peak RSS is per server process "
+                         "across all workloads; figures are not comparable")
+        report = {
+            "mode": "quick" if args.quick else "full",
+            "machine": f"{platform.machine()}, {bench.cpus} cores, "
+                       + ("server on core 0, h2load on core 1" if bench.server_cores
+                          else "no pinning"),
+            "versions": versions(),
+            "servers": names,
+            "results": [asdict(r) for r in results],
+            "idle": idle,
+            "growth": growth,
+            "targets": targets(results, idle, growth, names),
+            "scaling": scaling,
+            "notes": notes,
+            "profile": prof,
+            "seconds": time.monotonic() - started,
+        }
+    if args.save:
+        Path(args.save).write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_tables(report)
+        print(f"\n({report['seconds']:.0f} s)")
+    ours_results = [r for r in results if r.server.startswith("ours") and not r.skipped]
+    ours_memory = [e for e in idle + growth
+                   if e["server"].startswith("ours") and "skipped" not in e]
+    failures = [f"({r.workload}) {r.server}: {r.error}" for r in ours_results if not r.ok]
+    failures += [f"memory {e['server']}: {e.get('error')}" for e in ours_memory
+                 if not e.get("ok")]
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    if not ours_results and not ours_memory:
+        print("error: none of our servers ran", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
