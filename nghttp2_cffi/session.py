@@ -655,8 +655,14 @@ class Session:
 
     def acknowledge_received_data(self, amount: int, stream_id: int) -> None:
         """Count ``amount`` received body bytes of ``stream_id`` as consumed
-        (``auto_window_update=False`` only); the peer may then send as much."""
-        if amount:
+        (``auto_window_update=False`` only); the peer may then send as much.
+
+        With ``auto_window_update`` the data already counted as consumed when
+        it arrived, and this does nothing (code written for h2 calls it for
+        every DataReceived)."""
+        if amount < 0:
+            raise ValueError("amount must not be negative")
+        if amount and not self.auto_window_update:
             rv = lib.nghttp2_session_consume(self._live, stream_id, amount)
             if rv < 0 and rv != lib.NGHTTP2_ERR_INVALID_ARGUMENT:
                 check(rv)
@@ -684,13 +690,19 @@ class Session:
         check(lib.nghttp2_session_set_local_window_size(self._live, 0, stream_id, size))
 
     def local_window_size(self, stream_id: int = 0) -> int:
+        """How much the peer may still send us (on ``stream_id``, or in all)."""
         if stream_id:
-            return check(lib.nghttp2_session_get_stream_local_window_size(self._live, stream_id))
+            return _window(
+                lib.nghttp2_session_get_stream_local_window_size(self._live, stream_id), stream_id
+            )
         return check(lib.nghttp2_session_get_local_window_size(self._live))
 
     def remote_window_size(self, stream_id: int = 0) -> int:
+        """How much we may still send (on ``stream_id``, or in all)."""
         if stream_id:
-            return check(lib.nghttp2_session_get_stream_remote_window_size(self._live, stream_id))
+            return _window(
+                lib.nghttp2_session_get_stream_remote_window_size(self._live, stream_id), stream_id
+            )
         return check(lib.nghttp2_session_get_remote_window_size(self._live))
 
     @property
@@ -720,6 +732,15 @@ class Session:
     def has_open_body(self, stream_id: int) -> bool:
         """Whether the stream still has body data queued or to come."""
         return stream_id in self._bodies
+
+
+def _window(size: int, stream_id: int) -> int:
+    # nghttp2 answers -1, not an error code, for a stream it does not know.
+    if size < 0:
+        raise StreamClosedError(
+            lib.NGHTTP2_ERR_STREAM_CLOSED, f"stream {stream_id} is closed or unknown"
+        )
+    return size
 
 
 def _check_can_send(raw: Any, stream_id: int) -> None:

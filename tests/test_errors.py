@@ -568,6 +568,12 @@ def test_second_response_on_a_stream(pair, pump):
         server.send_response(sid, [(":status", "200")], b"again")
 
 
+def test_negative_acknowledgement():
+    client = Session("client", auto_window_update=False)
+    with pytest.raises(ValueError, match="negative"):
+        client.acknowledge_received_data(-1, 1)
+
+
 @pytest.mark.parametrize(
     "headers",
     [

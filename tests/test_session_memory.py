@@ -29,6 +29,7 @@ from nghttp2_cffi import (
     SettingsAcknowledged,
     SettingsReceived,
     StreamClosed,
+    StreamClosedError,
     StreamReset,
     TrailersReceived,
     WindowUpdated,
@@ -511,6 +512,34 @@ def test_explicit_flow_control_partial_acknowledgement(pump):
     assert len(body_of(seen_c, sid)) == 40_000
 
 
+def test_acknowledge_is_a_no_op_with_automatic_window_updates(pair, pump):
+    # Code written for h2 acknowledges every DataReceived: harmless here.
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    pump(client, server)
+    server.send_response(sid, [(":status", "200")], pattern(100_000, 11))
+    seen_c, _ = pump(client, server)
+    for event in of(seen_c, DataReceived):
+        client.acknowledge_received_data(len(event.data), event.stream_id)
+    assert body_of(seen_c, sid) == pattern(100_000, 11)
+    assert client.local_window_size() > 0
+
+
+def test_window_sizes(pair, pump):
+    client, server = pair
+    assert client.local_window_size() == client.remote_window_size() == 65535
+    sid = client.send_request(POST, end_stream=False)
+    pump(client, server)
+    client.send_data(sid, b"x" * 1000)
+    pump(client, server)
+    assert client.remote_window_size(sid) == 65535 - 1000
+    assert server.local_window_size(sid) == 65535 - 1000
+    with pytest.raises(StreamClosedError, match="stream 99"):
+        client.remote_window_size(99)
+    with pytest.raises(StreamClosedError):
+        server.local_window_size(99)
+
+
 def test_data_to_send_limit_bounds_output(pair):
     client, server = pair
     data = pattern(400_000, 10)
@@ -579,7 +608,7 @@ def test_close_twice_and_context_manager():
 
 
 def test_use_after_close_raises_instead_of_crashing():
-    client = Session("client")
+    client = Session("client", auto_window_update=False)
     client.close()
     for call in (
         lambda: client.want_read,
