@@ -9,7 +9,11 @@ import io
 import logging
 import socket
 import ssl
+from typing import ClassVar
 
+import h2.events
+import h2.settings
+import hyperframe.frame
 import pytest
 
 from server import (
@@ -275,14 +279,14 @@ def chunked_generator(chunks):
 
 
 @pytest.mark.parametrize(
-    "make_body, expected",
+    ("make_body", "expected"),
     [
         (lambda tmp: None, b""),
         (lambda tmp: b"", b""),
         (lambda tmp: "grüße, 世界", "grüße, 世界".encode()),
         (lambda tmp: b"\x00\xffbytes" * 5000, b"\x00\xffbytes" * 5000),
         (lambda tmp: io.BytesIO(b"from BytesIO " * 10_000), b"from BytesIO " * 10_000),
-        (lambda tmp: open(tmp, "rb"), bytes(range(256)) * 1000),
+        (lambda tmp: open(tmp, "rb"), bytes(range(256)) * 1000),  # noqa: SIM115 - served, then closed
         (
             lambda tmp: chunked_generator([b"a" * 100, b"b" * 70_000, b"c"]),
             b"a" * 100 + b"b" * 70_000 + b"c",
@@ -394,7 +398,7 @@ async def test_generator_returning_data_with_eof_and_deferred(start_server, h2_c
 
 
 class Pusher(BaseRequestHandler):
-    pushed_handlers: list = []
+    pushed_handlers: ClassVar[list] = []
 
     def on_headers(self):
         if self.path == b"/":
@@ -623,7 +627,7 @@ async def test_exception_before_a_response_answers_500(start_server, h2_connect,
 
 
 @pytest.mark.parametrize(
-    "path, text",
+    ("path", "text"),
     [
         ("/raise-after-response", "boom after send_response"),
         ("/raise-in-generator", "boom in the body generator"),
@@ -876,3 +880,87 @@ async def test_download_hash_over_h2(start_server, h2_connect, tmp_path):
     one, two = await client.request("/bytes"), await client.request("/file")
     assert bytes((await client.response(one)).data) == data
     assert bytes((await client.response(two)).data) == data[::-1]
+
+
+async def test_a_client_that_stops_reading_pauses_the_writer(start_server, h2_connect):
+    """A client with wide-open HTTP/2 windows that does not read its socket:
+    the transport pushes back (pause_writing), nothing is lost, and the
+    response completes once the client reads again."""
+    data = hashlib.sha256(b"bp").digest() * (24 << 15)  # 24 MiB
+
+    class Big(BaseRequestHandler):
+        def on_headers(self):
+            self.send_response(body=data)
+
+    server = await start_server(Big)
+    client = await h2_connect(server)
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+    await client.flush()
+    await client.wait_for(
+        lambda: any(isinstance(e, h2.events.SettingsAcknowledged) for e in client.events)
+    )
+    sid = await client.request("/")
+    protocol = next(iter(server.connections))
+    for _ in range(int(TIMEOUT / 0.01)):  # bounded wait for the kernel buffers to fill
+        if protocol._paused:
+            break
+        await asyncio.sleep(0.01)
+    assert protocol._paused, "the transport never pushed back"
+    stream = await client.response(sid)
+    assert len(stream.data) == len(data)
+    assert hashlib.sha256(stream.data).digest() == hashlib.sha256(data).digest()
+    assert not protocol._paused
+
+
+async def test_a_client_speaking_http1_gets_closed(start_server, h2_connect, caplog):
+    caplog.set_level(logging.INFO, logger="server")
+    server = await start_server(Hello)
+    reader, writer = await asyncio.open_connection(*server.address)
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = await wait(reader.read())
+    writer.close()
+    # Never an HTTP/1.1 answer: HTTP/2 frames ending in GOAWAY PROTOCOL_ERROR.
+    assert not data.startswith(b"HTTP/1.1")
+    frames = []
+    while data:
+        frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    assert isinstance(frames[-1], hyperframe.frame.GoAwayFrame)
+    assert frames[-1].error_code == 0x1  # PROTOCOL_ERROR
+    for _ in range(100):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not server.connections
+    client = await h2_connect(server)
+    assert bytes((await client.get("/")).data) == b"hello\n"
+
+
+async def test_push_and_response_from_an_asyncio_task(start_server, h2_connect):
+    """The handler answers later, from a task, outside any callback."""
+    tasks = []
+
+    class Later(BaseRequestHandler):
+        def on_request_done(self):
+            tasks.append(asyncio.ensure_future(self.answer()))
+
+        async def answer(self):
+            await asyncio.sleep(0)
+            self.push("/later.js", body=b"js")
+            await asyncio.sleep(0)
+            self.send_response(200, [("x-from", "task")], b"answered " + self.path)
+
+    server = await start_server(Later)
+    client = await h2_connect(server)
+    sids = [await client.request(f"/{i}") for i in range(3)]
+    for i, sid in enumerate(sids):
+        response = await client.response(sid)
+        assert response.header(b"x-from") == b"task"
+        assert bytes(response.data) == f"answered /{i}".encode()
+    await wait(asyncio.gather(*tasks))
+    assert len(client.pushes) == 3
+    for push in client.pushes:
+        assert bytes((await client.response(push.pushed_stream_id)).data) == b"js"
