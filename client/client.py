@@ -124,8 +124,8 @@ async def _body_chunks(body: Any) -> AsyncIterator[bytes]:
         blocking = not isinstance(body, io.BytesIO) and hasattr(body, "fileno")
         loop = asyncio.get_running_loop()
         while True:
-            chunk = await loop.run_in_executor(None, read, READ_CHUNK) if blocking else read(
-                READ_CHUNK
+            chunk = (
+                await loop.run_in_executor(None, read, READ_CHUNK) if blocking else read(READ_CHUNK)
             )
             if not chunk:
                 return
@@ -288,9 +288,7 @@ class Client:
                 return await open_and_handshake()
             return await asyncio.wait_for(open_and_handshake(), timeout)
         except asyncio.TimeoutError:
-            raise ConnectTimeout(
-                f"connecting to {self.origin} took more than {timeout}s"
-            ) from None
+            raise ConnectTimeout(f"connecting to {self.origin} took more than {timeout}s") from None
         except ClientError:
             raise
         except _ssl.SSLError as exc:
@@ -307,7 +305,7 @@ class Client:
             conn.close()
         waiting = [c.wait_closed() for c in conns if c.closed_reason is None]
         if waiting:
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 [asyncio.ensure_future(w) for w in waiting], timeout=1.0
             )
             for fut in pending:
@@ -493,10 +491,10 @@ class Client:
                 conn.send_data(sid, b"", end_stream=True)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the request raises it
+            stream.fail(exc)  # first: the reset below closes the stream
             if not stream.closed:
                 conn.reset_stream(sid, ErrorCode.CANCEL)
-            stream.fail(exc)
         finally:
             stream.uploading = False
             stream.wake()

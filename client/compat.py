@@ -135,7 +135,9 @@ class _HandlerSink(StreamSink):
             return True
         except Exception:
             log.exception(
-                "%s.%s failed on stream %d", type(self.handler).__name__, name,
+                "%s.%s failed on stream %d",
+                type(self.handler).__name__,
+                name,
                 self.handler.stream_id,
             )
             conn = self.client.connection
@@ -351,7 +353,7 @@ class HTTP2Client:
         method: str = "GET",
         url: str = "/",
         headers: Optional[list] = None,
-        body: Union[None, str, bytes, io.IOBase] = None,
+        body: Union[str, bytes, io.IOBase, None] = None,
         handler: Optional[BaseResponseHandler] = None,
     ) -> BaseResponseHandler:
         """Send a request; its response goes to ``handler`` (a

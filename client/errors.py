@@ -52,9 +52,7 @@ class StreamResetError(ClientError):
         self.stream_id = stream_id
         self.error_code = ErrorCode(error_code)
         self.retryable = self.error_code == ErrorCode.REFUSED_STREAM
-        super().__init__(
-            message or f"stream {stream_id} was reset with {self.error_code.name}"
-        )
+        super().__init__(message or f"stream {stream_id} was reset with {self.error_code.name}")
 
 
 class ConnectionClosedError(ClientError, ConnectionError):

@@ -22,11 +22,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, Dict, Iterator, List, Optional
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
+import h2.settings
 import pytest
 import pytest_asyncio
 import trustme
@@ -60,8 +62,7 @@ def cert_files(server_cert: trustme.LeafCert, tmp_path_factory: pytest.TempPathF
     d = tmp_path_factory.mktemp("cert")
     cert, key = d / "cert.pem", d / "key.pem"
     with open(cert, "wb") as f:
-        for blob in server_cert.cert_chain_pems:
-            f.write(blob.bytes())
+        f.writelines(blob.bytes() for blob in server_cert.cert_chain_pems)
     server_cert.private_key_pem.write_to_path(str(key))
     return str(cert), str(key)
 
@@ -88,7 +89,7 @@ def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
 class App(BaseRequestHandler):
     """Routes by path; ``state`` (a dict, per test) records what happened."""
 
-    state: Dict[str, Any] = {}
+    state: ClassVar[Dict[str, Any]] = {}
 
     def on_headers(self) -> None:
         self.body = b""
@@ -150,10 +151,10 @@ class App(BaseRequestHandler):
         elif route == b"/never":
             st["never"] = True  # never answered: the client's read timeout
         elif route == b"/trailers":
-            asyncio.ensure_future(self._trailers())
+            self.task = asyncio.ensure_future(self._trailers())
         elif route == b"/stall":
             self.begin_response(200)
-            asyncio.ensure_future(self.write(b"first"))
+            self.task = asyncio.ensure_future(self.write(b"first"))
         elif route == b"/reset":
             pass
         else:
@@ -171,7 +172,8 @@ class App(BaseRequestHandler):
         self.end_response([("x-checksum", "c0ffee"), ("x-count", "2")])
 
     def on_close(self, error_code: int) -> None:
-        self.state.setdefault("closed", []).append((self.route, error_code))
+        route = getattr(self, "route", self.path)  # pushed streams had no on_headers
+        self.state.setdefault("closed", []).append((route, error_code))
 
 
 @pytest_asyncio.fixture
@@ -203,8 +205,9 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[HTTP2Server]]]:
 
 
 class H2Peer:
-    """One asyncio server; each connection runs ``script(peer, conn, event)``
-    for every h2 event, ``conn`` being the h2 H2Connection."""
+    """One asyncio server; each connection runs ``script(peer, conn, event,
+    writer)`` for every h2 event, ``conn`` being the h2 H2Connection (its
+    output is written after the script returns; ``writer`` is for raw bytes)."""
 
     def __init__(self, script: Callable[..., Any], settings: Optional[dict] = None) -> None:
         self.script = script
@@ -213,6 +216,10 @@ class H2Peer:
         self.writers: List[asyncio.StreamWriter] = []
         self.events: List[Any] = []
         self.port = 0
+        self.connections = 0
+        self.error: Optional[BaseException] = None
+        #: Acknowledge received DATA (opening the client's window again).
+        self.ack = True
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -224,12 +231,13 @@ class H2Peer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
+        self.connections += 1
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
-        conn.initiate_connection()
         if self.settings:
-            conn.update_settings(self.settings)
+            conn.local_settings = h2.settings.Settings(client=False, initial_values=self.settings)
+        conn.initiate_connection()
         writer.write(conn.data_to_send())
         try:
             while True:
@@ -238,19 +246,22 @@ class H2Peer:
                     break
                 for event in conn.receive_data(data):
                     self.events.append(event)
-                    result = self.script(self, conn, event)
+                    result = self.script(self, conn, event, writer)
                     if asyncio.iscoroutine(result):
                         await result
-                    if isinstance(event, h2.events.DataReceived):
-                        conn.acknowledge_received_data(
-                            event.flow_controlled_length, event.stream_id
-                        )
+                    if isinstance(event, h2.events.DataReceived) and self.ack:
+                        try:
+                            conn.acknowledge_received_data(
+                                event.flow_controlled_length, event.stream_id
+                            )
+                        except h2.exceptions.StreamClosedError:
+                            pass  # reset by the script; the connection window is h2's
                 out = conn.data_to_send()
                 if out:
                     writer.write(out)
                     await writer.drain()
-        except (ConnectionError, h2.exceptions.ProtocolError):
-            pass
+        except Exception as exc:  # noqa: BLE001 - the test reads peer.error
+            self.error = exc
         finally:
             writer.close()
 
@@ -335,10 +346,20 @@ def nghttpd(htdocs: Path, cert_files: tuple) -> Iterator[Callable[..., str]]:
         key = (tls, *extra)
         if key not in procs:
             port = free_port()
-            args = [exe, "-a", "127.0.0.1", "-d", str(htdocs), "-p/index.html=/style.css",
-                    "--trailer=x-trailer: yes", "--echo-upload", *extra, str(port)]
+            args = [
+                exe,
+                "-a",
+                "127.0.0.1",
+                "-d",
+                str(htdocs),
+                "-p/index.html=/style.css",
+                "--trailer=x-trailer: yes",
+                "--echo-upload",
+                *extra,
+                str(port),
+            ]
             if tls:
-                args += list(cert_files)
+                args += [cert_files[1], cert_files[0]]  # <PRIVATE_KEY> <CERT>
             else:
                 args.insert(1, "--no-tls")
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -352,7 +373,7 @@ def nghttpd(htdocs: Path, cert_files: tuple) -> Iterator[Callable[..., str]]:
 
 
 GRANIAN_APP = textwrap.dedent(
-    '''
+    """
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
@@ -382,7 +403,7 @@ GRANIAN_APP = textwrap.dedent(
                     "headers": [(b"content-type", b"text/plain"),
                                 (b"x-http-version", scope["http_version"].encode())]})
         await send({"type": "http.response.body", "body": payload})
-    '''
+    """
 )
 
 
@@ -399,13 +420,26 @@ def granian(tmp_path_factory: pytest.TempPathFactory, cert_files: tuple) -> Iter
     def start(tls: bool = False) -> str:
         if tls not in procs:
             port = free_port()
-            args = [exe, "--interface", "asgi", "--http", "2", "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", "1", "--no-ws"]
+            args = [
+                exe,
+                "--interface",
+                "asgi",
+                "--http",
+                "2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-ws",
+            ]
             if tls:
                 args += ["--ssl-certificate", cert_files[0], "--ssl-keyfile", cert_files[1]]
             args.append("client_test_app:app")
-            proc = subprocess.Popen(args, cwd=str(d), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                args, cwd=str(d), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
             wait_listening(port, proc, "granian")
             procs[tls] = (proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
         return procs[tls][1]
@@ -413,4 +447,3 @@ def granian(tmp_path_factory: pytest.TempPathFactory, cert_files: tuple) -> Iter
     yield start
     for proc, _ in procs.values():
         stop(proc)
-

@@ -127,7 +127,7 @@ async def test_streamed_response(app) -> None:
             assert r.status == 200
             assert r.headers["content-length"] == str(size)
             with pytest.raises(ResponseNotRead):
-                r.content
+                _ = r.content
             n = 0
             async for chunk in r.aiter_bytes():
                 n += len(chunk)
