@@ -45,7 +45,7 @@ from urllib.parse import urlparse
 
 from nghttp2_cffi import ErrorCode
 
-from .connection import ClientConnection, StreamSink, Unavailable
+from .connection import ClientConnection, Fields, StreamSink, Unavailable
 from .errors import ClientError, ConnectError, ConnectTimeout
 
 log = logging.getLogger("client")
@@ -66,7 +66,7 @@ class BaseResponseHandler:
     """
 
     def __init__(self, http2: Optional[HTTP2Client] = None, stream_id: int = -1) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: Fields = []
         self.cookies: Optional[list[bytes]] = []
         #: The stream's id; -1 until the request is sent.
         self.stream_id = stream_id
@@ -150,7 +150,7 @@ class _HandlerSink(StreamSink):
             self.done = True
             self._call("on_response_done")
 
-    def on_response(self, headers: list, end_stream: bool) -> None:
+    def on_response(self, headers: Fields, end_stream: bool) -> None:
         h = self.handler
         cookies = h.cookies if h.cookies is not None else []
         for name, value in headers:
@@ -174,7 +174,7 @@ class _HandlerSink(StreamSink):
         if end and ok:
             self._done()
 
-    def on_trailers(self, headers: list) -> None:
+    def on_trailers(self, headers: Fields) -> None:
         self.handler.trailers = headers
         self._done()
 
@@ -184,7 +184,7 @@ class _HandlerSink(StreamSink):
         self._call("on_close", error_code)
         self.client._stream_closed()
 
-    def on_push_promise(self, promised_stream_id: int, headers: list) -> Optional[StreamSink]:
+    def on_push_promise(self, promised_stream_id: int, headers: Fields) -> Optional[StreamSink]:
         client = self.client
         promise = BaseResponseHandler(http2=client, stream_id=promised_stream_id)
         promise.remote_address = self.handler.remote_address
@@ -211,17 +211,17 @@ class _PendingPush(StreamSink):
 
     def __init__(self, client: HTTP2Client) -> None:
         self.client = client
-        self.events: list[tuple[str, tuple]] = []
+        self.events: list[tuple[str, tuple[Any, ...]]] = []
         self.decided: Optional[StreamSink] = None  # the handler's sink once accepted
         self.refused = False
 
-    def on_response(self, headers: list, end_stream: bool) -> None:
+    def on_response(self, headers: Fields, end_stream: bool) -> None:
         self.events.append(("on_response", (headers, end_stream)))
 
     def on_data(self, conn: ClientConnection, stream_id: int, data: bytes, end: bool) -> None:
         self.events.append(("on_data", (conn, stream_id, data, end)))
 
-    def on_trailers(self, headers: list) -> None:
+    def on_trailers(self, headers: Fields) -> None:
         self.events.append(("on_trailers", (headers,)))
 
     def on_closed(self, error_code: int, error: Optional[ClientError]) -> None:
@@ -278,11 +278,11 @@ class HTTP2Client:
         self.loop = loop
         self.connection: Optional[ClientConnection] = None
         self.error: Optional[BaseException] = None
-        self._queued: list[tuple[list, Any, BaseResponseHandler]] = []
+        self._queued: list[tuple[Fields, Any, BaseResponseHandler]] = []
         self._promises: dict[int, _PendingPush] = {}
         self._changed: Optional[asyncio.Event] = None
         if running is not None and running is loop:
-            self._connect_task: Optional[asyncio.Task] = loop.create_task(self._connect())
+            self._connect_task: Optional[asyncio.Task[None]] = loop.create_task(self._connect())
         else:
             self._connect_task = None
             loop.run_until_complete(self._connect())
@@ -352,7 +352,7 @@ class HTTP2Client:
         self,
         method: str = "GET",
         url: str = "/",
-        headers: Optional[list] = None,
+        headers: Optional[list[tuple[Union[str, bytes], Union[str, bytes]]]] = None,
         body: Union[str, bytes, io.IOBase, None] = None,
         handler: Optional[BaseResponseHandler] = None,
     ) -> BaseResponseHandler:
@@ -397,7 +397,7 @@ class HTTP2Client:
             self._submit(fields, body, handler)
         return handler
 
-    def _submit(self, fields: list, body: Any, handler: BaseResponseHandler) -> None:
+    def _submit(self, fields: Fields, body: Any, handler: BaseResponseHandler) -> None:
         conn = self.connection
         assert conn is not None
         sink = _HandlerSink(self, handler)

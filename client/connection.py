@@ -18,7 +18,7 @@ import asyncio
 import collections
 import logging
 import socket
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from nghttp2_cffi import (
     CallbackError,
@@ -52,6 +52,9 @@ from .errors import (
 
 log = logging.getLogger("client")
 
+#: Header fields as nghttp2_cffi gives and takes them.
+Fields = List[Tuple[bytes, bytes]]
+
 #: How much to take from nghttp2 per write: request bodies go out in pieces
 #: this size, so the transport's pause_writing() stops them in time.
 WRITE_CHUNK = 256 * 1024
@@ -72,17 +75,17 @@ class StreamSink:
     #: Set by the connection when the stream took a concurrency slot.
     slot = False
 
-    def on_informational(self, headers: list) -> None:
+    def on_informational(self, headers: Fields) -> None:
         """A 1xx response."""
 
-    def on_response(self, headers: list, end_stream: bool) -> None:
+    def on_response(self, headers: Fields, end_stream: bool) -> None:
         """The final response's header block."""
 
     def on_data(self, conn: ClientConnection, stream_id: int, data: bytes, end: bool) -> None:
         """A body chunk: call ``conn.consume(stream_id, len(data))`` once read."""
         conn.consume(stream_id, len(data))
 
-    def on_trailers(self, headers: list) -> None:
+    def on_trailers(self, headers: Fields) -> None:
         """The trailing header block; the response is complete."""
 
     def on_reset(self, error_code: int) -> None:
@@ -91,7 +94,7 @@ class StreamSink:
     def on_closed(self, error_code: int, error: Optional[ClientError]) -> None:
         """The stream closed.  ``error``: why, when it did not close cleanly."""
 
-    def on_push_promise(self, promised_stream_id: int, headers: list) -> Optional[StreamSink]:
+    def on_push_promise(self, promised_stream_id: int, headers: Fields) -> Optional[StreamSink]:
         """The server promised a push on this stream: return the pushed
         stream's sink to accept it, None to refuse it (RST_STREAM CANCEL)."""
         return None
@@ -119,9 +122,9 @@ class ClientConnection(asyncio.Protocol):
         enable_push: bool = True,
         stream_window: int = DEFAULT_STREAM_WINDOW,
         max_pushes: int = DEFAULT_MAX_PUSHES,
-        settings: Optional[dict] = None,
+        settings: Optional[Dict[int, int]] = None,
     ) -> None:
-        local = {
+        local: Dict[int, int] = {
             SettingCode.ENABLE_PUSH: int(bool(enable_push)),
             SettingCode.MAX_CONCURRENT_STREAMS: max_pushes,
             SettingCode.INITIAL_WINDOW_SIZE: stream_window,
@@ -137,14 +140,14 @@ class ClientConnection(asyncio.Protocol):
         #: The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until said).
         self.max_outbound = _UNLIMITED
         self.open_outbound = 0
-        self._slot_waiters: collections.deque[asyncio.Future] = collections.deque()
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.goaway: Optional[GoAwayReceived] = None
         #: Why the connection ended (None while it is up).
         self.closed_reason: Optional[ClientError] = None
         self._failure: Optional[ClientError] = None  # what ends it (protocol, ALPN)
-        self._settings_seen: asyncio.Future = self.loop.create_future()
-        self._lost: asyncio.Future = self.loop.create_future()
-        self._pings: dict[bytes, asyncio.Future] = {}
+        self._settings_seen: asyncio.Future[None] = self.loop.create_future()
+        self._lost: asyncio.Future[None] = self.loop.create_future()
+        self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._ping_count = 0
         self._first_bytes = b""
         self._paused = False
@@ -276,7 +279,7 @@ class ClientConnection(asyncio.Protocol):
         if self.open_outbound < self.max_outbound and not self._slot_waiters:
             self.open_outbound += 1
             return
-        fut = self.loop.create_future()
+        fut: asyncio.Future[None] = self.loop.create_future()
         self._slot_waiters.append(fut)
         try:
             await fut
@@ -311,7 +314,7 @@ class ClientConnection(asyncio.Protocol):
     # ---- streams ---------------------------------------------------------
 
     def submit(
-        self, headers: list, body: Any, end_stream: bool, sink: StreamSink, *, slot: bool = False
+        self, headers: Fields, body: Any, end_stream: bool, sink: StreamSink, *, slot: bool = False
     ) -> int:
         """Send a request; its events go to ``sink``.  Returns the stream id.
 
@@ -360,7 +363,7 @@ class ClientConnection(asyncio.Protocol):
             raise self.closed_reason
         self._ping_count += 1
         data = self._ping_count.to_bytes(8, "big")
-        fut = self.loop.create_future()
+        fut: asyncio.Future[None] = self.loop.create_future()
         self._pings[data] = fut
         start = self.loop.time()
         self.session.ping(data)
@@ -426,7 +429,7 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- events to sinks -------------------------------------------------
 
-    def _dispatch(self, events: list) -> None:
+    def _dispatch(self, events: List[Any]) -> None:
         streams = self.streams
         for event in events:
             cls = event.__class__
@@ -502,7 +505,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.streams[event.promised_stream_id] = child
 
-    def _settings(self, settings: dict) -> None:
+    def _settings(self, settings: Dict[int, int]) -> None:
         limit = settings.get(SettingCode.MAX_CONCURRENT_STREAMS)
         if limit is not None:
             self.max_outbound = limit

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
 from nghttp2_cffi import ErrorCode
 
-from .connection import StreamSink
+from .connection import Fields, StreamSink
 from .errors import ClientError, ReadTimeout, StreamResetError, WriteTimeout
 from .headers import Headers
 
@@ -33,9 +33,9 @@ class HTTPStatusError(ClientError):
         self.response = response
 
 
-def _split_status(fields: list) -> tuple[Optional[int], list]:
+def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
     status = None
-    rest = []
+    rest: Fields = []
     for name, value in fields:
         if name == b":status":
             status = int(value)
@@ -64,18 +64,18 @@ class ResponseStream(StreamSink):
         self.error: Optional[BaseException] = None
         self.discard = False  # nobody will read: acknowledge at once
         self.uploading = False
-        self.upload_task: Optional[asyncio.Task] = None
+        self.upload_task: Optional[asyncio.Task[None]] = None
         self.data_requested = False
         self.on_push = on_push
-        self._waiter: Optional[asyncio.Future] = None
-        self._drain_waiter: Optional[asyncio.Future] = None
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._drain_waiter: Optional[asyncio.Future[None]] = None
 
     # ---- from the connection -----------------------------------------------
 
-    def on_informational(self, headers: list) -> None:
+    def on_informational(self, headers: Fields) -> None:
         self.response.informational.append(Headers(_split_status(headers)[1]))
 
-    def on_response(self, headers: list, end_stream: bool) -> None:
+    def on_response(self, headers: Fields, end_stream: bool) -> None:
         r = self.response
         r.status, raw = _split_status(headers)
         r.headers = Headers(raw)
@@ -94,7 +94,7 @@ class ResponseStream(StreamSink):
             self.ended = True
         self.wake()
 
-    def on_trailers(self, headers: list) -> None:
+    def on_trailers(self, headers: Fields) -> None:
         self.response.trailers = Headers(_split_status(headers)[1])
         self.ended = True
         self.wake()
@@ -113,7 +113,7 @@ class ResponseStream(StreamSink):
         self.wake()
         self.wake_upload()
 
-    def on_push_promise(self, promised_stream_id: int, headers: list) -> Optional[StreamSink]:
+    def on_push_promise(self, promised_stream_id: int, headers: Fields) -> Optional[StreamSink]:
         if self.on_push is None:
             return None
         pseudo = {name: value for name, value in headers if name[:1] == b":"}
