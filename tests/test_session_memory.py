@@ -221,6 +221,35 @@ def test_streamed_body_with_data_requested(pair, pump):
     assert not client.has_open_body(sid) and not server.has_open_body(sid)
 
 
+def test_bodies_are_kept_alive_by_the_session(pair, pump):
+    # Bodies referenced by nothing but the session, then the freed memory
+    # churned: a body nghttp2 reads from memory must not be released early.
+    client, server = pair
+    expected = {}
+    for i in range(20):
+        sid = client.send_request(POST, body=bytes(pattern(70_000 + i, 100 + i)))
+        expected[sid] = pattern(70_000 + i, 100 + i)
+    streamed = client.send_request(POST, end_stream=False)
+    for i in range(10):
+        client.send_data(streamed, bytes(pattern(9_000, 200 + i)))
+    client.end_stream(streamed)
+    expected[streamed] = b"".join(pattern(9_000, 200 + i) for i in range(10))
+    gc.collect()
+    junk = [bytes(pattern(70_000, 300 + i)) for i in range(30)]
+    del junk
+    seen_c, seen_s = pump(client, server)
+    for sid, body in expected.items():
+        assert body_of(seen_s, sid) == body, sid
+    for sid in expected:
+        server.send_response(sid, [(":status", "200")], bytes(pattern(50_000, sid)))
+    gc.collect()
+    junk = [bytes(pattern(50_000, 400 + i)) for i in range(30)]
+    del junk
+    seen_c, _ = pump(client, server)
+    for sid in expected:
+        assert body_of(seen_c, sid) == pattern(50_000, sid), sid
+
+
 def test_send_data_accepts_str_and_buffers(pair, pump):
     client, server = pair
     sid = client.send_request(POST, end_stream=False)
