@@ -121,9 +121,10 @@ class HDInflater:
 
 
 def print_hd_table(hdtable: Iterable[HDTableEntry]) -> None:
-    """Print a table from ``get_hd_table()``; ``s=N`` is each entry's size."""
+    """Print a table from ``get_hd_table()``; ``s=N`` is each entry's size.
+
+    Bytes that are not UTF-8 (HPACK carries any octets) print escaped."""
     for idx, entry in enumerate(hdtable, 1):
-        print(
-            f"[{idx}] (s={entry.space()}) "
-            f"{entry.name.decode('utf-8')}: {entry.value.decode('utf-8')}"
-        )
+        name = entry.name.decode("utf-8", "backslashreplace")
+        value = entry.value.decode("utf-8", "backslashreplace")
+        print(f"[{idx}] (s={entry.space()}) {name}: {value}")

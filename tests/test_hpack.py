@@ -294,6 +294,17 @@ def test_print_hd_table(capsys: pytest.CaptureFixture[str]):
     assert capsys.readouterr().out == ""
 
 
+def test_print_hd_table_with_binary_values(capsys: pytest.CaptureFixture[str]):
+    inflater = HDInflater()
+    inflater.inflate(
+        hpack.Encoder().encode([(b"x-bin", b"\xff\xfeok"), (b"x-utf8", "\u00e9".encode())])
+    )
+    print_hd_table(inflater.get_hd_table())
+    assert capsys.readouterr().out == (
+        "[1] (s=40) x-utf8: \u00e9\n[2] (s=41) x-bin: \\xff\\xfeok\n"
+    )
+
+
 # ---- property tests ----------------------------------------------------------
 
 try:
