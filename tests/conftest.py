@@ -16,9 +16,6 @@ from nghttp2_cffi import Event, Session
 # nghttp2_cffi layer: sessions in memory, no sockets.
 # ---------------------------------------------------------------------------
 
-#: A minimal valid request header list.
-GET = [(":method", "GET"), (":scheme", "http"), (":authority", "example.com"), (":path", "/")]
-
 Pump = Callable[..., Tuple[List[Event], List[Event]]]
 
 
@@ -48,11 +45,6 @@ def _pump(a: Session, b: Session, rounds: int = 10_000) -> Tuple[List[Event], Li
 def pump() -> Pump:
     """``pump(a, b)``: exchange bytes until quiet; returns both event lists."""
     return _pump
-
-
-@pytest.fixture
-def get_request() -> list:
-    return list(GET)
 
 
 @pytest.fixture

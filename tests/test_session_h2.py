@@ -168,6 +168,23 @@ def test_h2_client_get(with_h2_client):
     assert StreamClosed(sid, 0) in seen_s
 
 
+def test_h2_client_accepts_our_str_header_names(with_h2_client):
+    # h2 validates what it receives: str names must reach it lower-cased.
+    server, client = with_h2_client
+    sid = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(sid, GET, end_stream=True)
+    exchange(server, client)
+    server.send_response(sid, [(":status", "200"), ("X-Mixed-Case", "Value"), ("X-N", 7)])
+    _, seen_c = exchange(server, client)
+    (resp,) = of(seen_c, h2.events.ResponseReceived)
+    assert h2_headers(resp.headers) == [
+        (b":status", b"200"),
+        (b"x-mixed-case", b"Value"),
+        (b"x-n", b"7"),
+    ]
+    assert not of(seen_c, h2.events.StreamReset)
+
+
 def test_h2_client_large_upload_and_download(with_h2_client):
     server, client = with_h2_client
     up, down = pattern(3 * 2**20 + 1, 1), pattern(2 * 2**20 + 5, 2)
