@@ -3,6 +3,7 @@
  * differences.  Declarations Python sees are in glue.cdef.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <nghttp2/nghttp2.h>
 
 /* N2C_PROBED_* come from build_ffi.py, which looks for each function in the
@@ -72,6 +73,17 @@ typedef struct {
   int moved;         /* ev, pl or out was reallocated since the last return */
   size_t limit;      /* of the n2c_send running */
   n2c_stream streams; /* list head of live bodies */
+  /* Defences (n2c_set_limits).  A breach sets `flooded`: the callback fails,
+   * mem_recv stops, and n2c_recv ends the session with ENHANCE_YOUR_CALM. */
+  size_t max_header_list; /* 0: none */
+  size_t hdr_size;        /* of the header block being received */
+  int64_t glitch_burst;   /* in milli-tokens; 0: no bucket */
+  int64_t glitch_rate;    /* milli-tokens per millisecond = tokens per second */
+  int64_t glitch_tokens;
+  int64_t glitch_ms;      /* when the bucket was last refilled */
+  size_t continuations;   /* of the header block being received */
+  int quiet_window_updates; /* no WINDOW_UPDATE events */
+  int flooded;
 } n2c_session;
 
 typedef struct {
@@ -349,7 +361,63 @@ static int n2c_on_begin_headers(nghttp2_session *session,
   (void)frame;
   s->hdr_off = s->pl_len;
   s->hdr_open = 1;
+  s->hdr_size = 0;
+  s->continuations = 0;
   return 0;
+}
+
+/* ---- defences ------------------------------------------------------------- */
+
+static int64_t n2c_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One frame that costs work and carries none.  Returns nonzero once the
+ * bucket is empty: the session is then flooded. */
+static int n2c_glitch(n2c_session *s) {
+  int64_t now;
+  if (s->glitch_burst == 0) {
+    return 0;
+  }
+  now = n2c_now_ms();
+  s->glitch_tokens += (now - s->glitch_ms) * s->glitch_rate;
+  if (s->glitch_tokens > s->glitch_burst) {
+    s->glitch_tokens = s->glitch_burst;
+  }
+  s->glitch_ms = now;
+  s->glitch_tokens -= 1000;
+  if (s->glitch_tokens < 0) {
+    s->flooded = 1;
+    return 1;
+  }
+  return 0;
+}
+
+#if !N2C_HAS_MAX_CONTINUATIONS
+/* libnghttp2 without nghttp2_option_set_max_continuations: count them here. */
+#define N2C_MAX_CONTINUATIONS 8
+static int n2c_on_begin_frame(nghttp2_session *session,
+                              const nghttp2_frame_hd *hd, void *user_data) {
+  n2c_session *s = user_data;
+  (void)session;
+  if (hd->type == NGHTTP2_CONTINUATION &&
+      ++s->continuations > N2C_MAX_CONTINUATIONS) {
+    s->flooded = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+#endif
+
+static int n2c_on_invalid_frame_recv(nghttp2_session *session,
+                                     const nghttp2_frame *frame,
+                                     int lib_error_code, void *user_data) {
+  (void)session;
+  (void)frame;
+  (void)lib_error_code;
+  return n2c_glitch(user_data) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
@@ -365,6 +433,13 @@ static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
    * in HTTP messaging mode, this guards the mode without it. */
   if (memchr(name, 0, namelen) || memchr(value, 0, valuelen)) {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  /* RFC 9113 section 6.5.2: the size of a field is its length plus 32.  A
+   * block past the announced limit (an HPACK bomb) ends the connection. */
+  s->hdr_size += namelen + valuelen + 32;
+  if (s->max_header_list && s->hdr_size > s->max_header_list) {
+    s->flooded = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   if (n2c_put_bytes(s, name, namelen) || n2c_put_bytes(s, &nul, 1) ||
       n2c_put_bytes(s, value, valuelen) || n2c_put_bytes(s, &nul, 1)) {
@@ -396,6 +471,10 @@ static int n2c_on_frame_recv(nghttp2_session *session,
                              end_stream);
   case NGHTTP2_DATA:
     if (!end_stream) {
+      /* An empty DATA frame that does not end the stream: CVE-2019-9518. */
+      if (frame->hd.length == 0 && n2c_glitch(s)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
       return 0;
     }
     /* Fold END_STREAM into this frame's last chunk when it is still queued. */
@@ -411,10 +490,21 @@ static int n2c_on_frame_recv(nghttp2_session *session,
     return n2c_headers_event(s, N2C_EV_PUSH_PROMISE, sid,
                              frame->push_promise.promised_stream_id, 0);
   case NGHTTP2_RST_STREAM:
+#if !N2C_HAS_STREAM_RESET_RATE_LIMIT
+    /* No Rapid Reset limit in this libnghttp2 (CVE-2023-44487): count them. */
+    if (n2c_glitch(s)) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+#endif
     return n2c_event(s, N2C_EV_RST_STREAM, sid, frame->rst_stream.error_code,
                      0, 0, 0);
+  case NGHTTP2_PRIORITY:
+    return n2c_glitch(s) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
   case NGHTTP2_SETTINGS: {
     size_t i, off = s->pl_len;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && n2c_glitch(s)) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     for (i = 0; i < frame->settings.niv; ++i) {
       uint8_t b[6];
       uint16_t id = (uint16_t)frame->settings.iv[i].settings_id;
@@ -434,6 +524,9 @@ static int n2c_on_frame_recv(nghttp2_session *session,
                      (int64_t)off, (int64_t)(s->pl_len - off));
   }
   case NGHTTP2_PING:
+    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && n2c_glitch(s)) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     return n2c_event_pl(s, N2C_EV_PING, 0,
                         (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0, 0,
                         frame->ping.opaque_data, 8);
@@ -442,6 +535,13 @@ static int n2c_on_frame_recv(nghttp2_session *session,
                         frame->goaway.error_code, frame->goaway.opaque_data,
                         frame->goaway.opaque_data_len);
   case NGHTTP2_WINDOW_UPDATE:
+    /* Tiny increments: a WINDOW_UPDATE flood, or a peer dribbling data. */
+    if (frame->window_update.window_size_increment < 1024 && n2c_glitch(s)) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (s->quiet_window_updates) {
+      return 0;
+    }
     return n2c_event(s, N2C_EV_WINDOW_UPDATE, sid,
                      frame->window_update.window_size_increment, 0, 0, 0);
   default:
@@ -521,6 +621,12 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
                                                          n2c_on_stream_close);
   nghttp2_session_callbacks_set_send_data_callback(cbs, n2c_send_data);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      cbs, n2c_on_invalid_frame_recv);
+#if !N2C_HAS_MAX_CONTINUATIONS
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cbs,
+                                                        n2c_on_begin_frame);
+#endif
   if (server) {
     *rv = nghttp2_session_server_new2(&s->session, cbs, s, option);
   } else {
@@ -586,10 +692,25 @@ ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
 #endif
   s->in = NULL;
   s->in_len = 0;
+  if (s->flooded) {
+    nghttp2_session_terminate_session(s->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_FLOODED;
+  }
   if (rv < 0) {
     return (ssize_t)rv;
   }
   return n2c_result(s, s->ev_len);
+}
+
+int n2c_set_limits(n2c_session *s, size_t max_header_list,
+                   uint32_t glitch_burst, uint32_t glitch_rate,
+                   int quiet_window_updates) {
+  s->max_header_list = max_header_list;
+  s->glitch_burst = s->glitch_tokens = (int64_t)glitch_burst * 1000;
+  s->glitch_rate = glitch_rate;
+  s->glitch_ms = n2c_now_ms();
+  s->quiet_window_updates = quiet_window_updates;
+  return 0;
 }
 
 ssize_t n2c_send(n2c_session *s, size_t limit, int keep) {

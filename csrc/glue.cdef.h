@@ -72,6 +72,15 @@ ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen);
  * the total. */
 ssize_t n2c_send(n2c_session *s, size_t limit, int keep);
 
+/* Defences: a header list over max_header_list bytes (RFC 9113 sizes, 0:
+ * no limit), or an empty bucket of glitch_burst tokens refilled at
+ * glitch_rate per second (0: no bucket) for frames that cost work and carry
+ * none, end the session with ENHANCE_YOUR_CALM (n2c_recv returns
+ * NGHTTP2_ERR_FLOODED).  quiet_window_updates: no WINDOW_UPDATE events. */
+int n2c_set_limits(n2c_session *s, size_t max_header_list,
+                   uint32_t glitch_burst, uint32_t glitch_rate,
+                   int quiet_window_updates);
+
 /* Header blocks are passed as name\0value\0name\0value with nfields pairs. */
 int32_t n2c_submit_request(n2c_session *s, const char *hdrs, size_t hdrslen,
                            size_t nfields, int body_kind, const char *body,

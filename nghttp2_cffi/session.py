@@ -158,6 +158,17 @@ class Session:
     ``max_settings`` (entries per SETTINGS frame), ``max_outbound_ack``
     (queued PING/SETTINGS acks), ``max_send_header_block_length``,
     ``max_deflate_dynamic_table_size``, ``peer_max_concurrent_streams``.
+
+    Defences of our own, in the C glue: ``max_header_list_size`` (a received
+    header block larger than this, counted as RFC 9113 does, ends the session
+    with ENHANCE_YOUR_CALM: HPACK bombs) and ``glitch_limit`` (``(burst,
+    rate_per_second)``: a token bucket for frames that cost work and carry
+    none — PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATEs under 1 KiB,
+    invalid frames, and RST_STREAM where libnghttp2 has no Rapid Reset limit;
+    empty, it ends the session with ENHANCE_YOUR_CALM).  Both raise
+    :class:`~nghttp2_cffi.errors.FloodedError` from :meth:`receive_data`.
+    ``window_update_events=False`` drops :class:`WindowUpdated` events, which
+    a server rarely needs.
     """
 
     def __init__(
@@ -174,6 +185,9 @@ class Session:
         max_deflate_dynamic_table_size: Optional[int] = None,
         peer_max_concurrent_streams: Optional[int] = None,
         http_messaging: bool = True,
+        max_header_list_size: Optional[int] = None,
+        glitch_limit: Optional[tuple[int, int]] = None,
+        window_update_events: bool = True,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
@@ -199,6 +213,8 @@ class Session:
             raise error_for(rv[0])
         self._s = ffi.gc(s, lib.n2c_session_del)
         self._raw = lib.n2c_session_raw(s)
+        burst, rate = glitch_limit or (0, 0)
+        lib.n2c_set_limits(s, max_header_list_size or 0, burst, rate, not window_update_events)
         self._ev: Any = None  # views of the C buffers (ffi.buffer)
         self._pl: Any = None
         self._out: Any = None

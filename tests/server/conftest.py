@@ -10,9 +10,12 @@ timeout that fails the test; no assertion is about time.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import socket
 import ssl
 import sys
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Tuple
 
 import h2.config
@@ -400,16 +403,142 @@ class H2Client:
 
 @pytest_asyncio.fixture
 async def h2_connect() -> AsyncIterator[Callable[..., Any]]:
-    """``await h2_connect(server, ssl=None, enable_push=True)`` -> H2Client."""
+    """``await h2_connect(server or (host, port), ssl=None, enable_push=True)`` -> H2Client."""
     clients: List[H2Client] = []
 
     async def connect(
-        server: HTTP2Server, *, ssl: Optional[ssl.SSLContext] = None, enable_push: bool = True
+        server: Any, *, ssl: Optional[ssl.SSLContext] = None, enable_push: bool = True
     ) -> H2Client:
-        client = await H2Client.connect(server.address, ssl=ssl, enable_push=enable_push)
+        address = server.address if isinstance(server, HTTP2Server) else server
+        client = await H2Client.connect(address, ssl=ssl, enable_push=enable_push)
         clients.append(client)
         return client
 
     yield connect
     for client in clients:
         await client.close()
+
+
+# ---------------------------------------------------------------------------
+# Python programs run as subprocesses (the tutorial, ``python -m server``).
+# ---------------------------------------------------------------------------
+
+REPO = str(Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on right now (the program binds it next)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Program:
+    """A Python program under test, started with ``sys.executable``."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.stdout = b""
+        self.stderr = b""
+
+    async def wait_listening(self, port: int) -> None:
+        """Poll until ``port`` accepts a connection; fail if the program exits."""
+        for _ in range(int(TIMEOUT / 0.05)):
+            if self.proc.returncode is not None:
+                await self.finish()
+                pytest.fail(f"the program exited {self.proc.returncode}:\n{self.err}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        pytest.fail(f"nothing listens on port {port} after {TIMEOUT}s")
+
+    async def read_line_with(self, text: str) -> str:
+        """Read stdout and stderr lines until one contains ``text``."""
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        streams = {self.proc.stdout: "out", self.proc.stderr: "err"}
+        pending = {asyncio.ensure_future(s.readline()): s for s in streams}
+        seen = []
+        try:
+            while pending:
+                done, _ = await asyncio.wait(
+                    pending, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    pytest.fail(f"no line with {text!r} in {TIMEOUT}s; saw {seen!r}")
+                for future in done:
+                    stream = pending.pop(future)
+                    line = future.result().decode("utf-8", "replace")
+                    if not line:
+                        continue  # that stream ended
+                    seen.append(line)
+                    if streams[stream] == "out":
+                        self.stdout += line.encode()
+                    else:
+                        self.stderr += line.encode()
+                    if text in line:
+                        return line
+                    pending[asyncio.ensure_future(stream.readline())] = stream
+            pytest.fail(f"the program ended without a line with {text!r}; saw {seen!r}")
+        finally:
+            for future in pending:
+                future.cancel()
+
+    async def stop(self, signum: int) -> int:
+        """Send ``signum``, wait for the exit, return the exit status."""
+        self.proc.send_signal(signum)
+        return await self.finish()
+
+    async def finish(self) -> int:
+        try:
+            out, err = await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            out, err = await self.proc.communicate()
+            pytest.fail(f"the program did not exit within {TIMEOUT}s:\n{err.decode()}")
+        self.stdout += out
+        self.stderr += err
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+@pytest_asyncio.fixture
+async def spawn() -> AsyncIterator[Callable[..., Any]]:
+    """``await spawn(*args, cwd=None)``: ``python *args`` with the repository
+    on PYTHONPATH; killed after the test if still running."""
+    programs: List[Program] = []
+
+    async def start(*args: str, cwd: Optional[str] = None) -> Program:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+        )
+        program = Program(proc)
+        programs.append(program)
+        return program
+
+    yield start
+    for program in programs:
+        if program.proc.returncode is None:
+            program.proc.kill()
+            await program.proc.communicate()
