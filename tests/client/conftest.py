@@ -13,6 +13,7 @@ Every wait is bounded; no assertion is about time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -79,6 +80,64 @@ def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(ctx)
     return ctx
+
+
+# ---------------------------------------------------------------------------
+# Memory: peak growth while a body streams through
+# ---------------------------------------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory growth over a block: Python's traced allocations
+    (tracemalloc, CPython only) and the process's resident set, sampled by
+    :meth:`sample` (call it as the body streams)."""
+
+    def __init__(self) -> None:
+        try:
+            import tracemalloc
+        except ImportError:  # PyPy
+            tracemalloc = None  # type: ignore[assignment]
+        self._tm = tracemalloc
+        self.traced: Optional[int] = None
+        self.rss = 0
+        self._rss0 = 0
+        self._base = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self._tm is None:
+            gc.collect()
+        self._rss0 = _rss()
+        if self._tm is not None:
+            self._tm.start()
+            self._base = self._tm.get_traced_memory()[0]
+        return self
+
+    def sample(self) -> None:
+        if self._tm is None:
+            # PyPy frees garbage lazily (major collections at 1.82x growth):
+            # count what is alive, not what the collector has yet to reclaim.
+            gc.collect()
+        self.rss = max(self.rss, _rss() - self._rss0)
+
+    def __exit__(self, *exc: object) -> None:
+        self.sample()
+        if self._tm is not None:
+            self.traced = self._tm.get_traced_memory()[1] - self._base
+            self._tm.stop()
+
+    def __str__(self) -> str:
+        traced = "n/a" if self.traced is None else f"{self.traced / 2**20:.1f} MiB"
+        return f"peak growth: traced {traced}, RSS {self.rss / 2**20:.1f} MiB"
+
+
+@pytest.fixture
+def peak_memory() -> Callable[[], PeakMemory]:
+    return PeakMemory
 
 
 # ---------------------------------------------------------------------------
