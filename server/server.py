@@ -90,6 +90,9 @@ class HTTP2Server:
         self.session_options: dict[str, Any] = {
             "settings": announced,
             "auto_window_update": False,
+            "max_header_list_size": limits.max_header_list_size,
+            "glitch_limit": (limits.glitch_burst, limits.glitch_rate),
+            "window_update_events": False,
         }
         if FEATURES["stream_reset_rate_limit"]:
             self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
