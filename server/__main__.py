@@ -75,6 +75,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("directory", nargs="?", help="serve the files below this folder")
     parser.add_argument("--handler", metavar="MODULE:CLASS",
                         help="serve with your BaseRequestHandler subclass")
+    parser.add_argument("--asgi", metavar="MODULE:APP",
+                        help="serve an ASGI 3 application (HTTP, WebSockets, lifespan)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; '' for all)")
     parser.add_argument("--port", type=int, default=None,
@@ -93,8 +95,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         "SIGTERM to the parent stops them all gracefully")
     _add_limit_flags(parser.add_argument_group("limits and timeouts ('none' turns one off)"))
     args = parser.parse_args(argv)
-    if args.directory and args.handler:
-        parser.error("give a DIRECTORY or --handler, not both")
+    if sum(map(bool, (args.directory, args.handler, args.asgi))) > 1:
+        parser.error("give one of DIRECTORY, --handler and --asgi")
     if args.key and not args.cert:
         parser.error("--key goes with --cert")
     if args.no_tls and args.cert:
@@ -115,7 +117,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.handler:
+    app = None
+    if args.asgi:
+        from .asgi import load_app
+
+        try:
+            app, what = load_app(args.asgi), f"the ASGI app {args.asgi}"
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            raise SystemExit(f"cannot load ASGI app {args.asgi!r}: {exc}") from exc
+    elif args.handler:
         handler, what = _load_handler(args.handler), args.handler
     elif args.directory:
         handler, what = directory_handler(args.directory), f"the folder {args.directory}"
@@ -130,9 +140,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         context = development_context()
         tls_note = "HTTP/2 over TLS, self-signed development certificate"
     port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
-    server = HTTP2Server((args.host, port), handler, ssl=context, limits=limits_from(args),
-                         access_log=not args.no_access_log, loop=args.loop,
-                         workers=args.workers)
+    options = {"ssl": context, "limits": limits_from(args),
+               "access_log": not args.no_access_log, "loop": args.loop, "workers": args.workers}
+    startup_failure: tuple = ()  # `except ()` catches nothing
+    if app is not None:
+        from .asgi import ASGIServer, LifespanFailure
+
+        startup_failure = (LifespanFailure,)
+        server: HTTP2Server = ASGIServer((args.host, port), app, **options)
+    else:
+        server = HTTP2Server((args.host, port), handler, **options)
 
     def announce(url: str) -> None:
         curl = f"curl --http2-prior-knowledge {url}" if args.no_tls else (
@@ -151,7 +168,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         run_on_loop(run(), args.loop)
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
+    except (OSError, *startup_failure) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -365,6 +365,11 @@ class HTTP2Protocol(Connection):
         if session is None:
             raise ConnectionError("the connection is closed")
         sid = handler.stream_id
+        if body is not None and handler.method == b"HEAD":
+            # RFC 9110 9.3.2: no body; DATA here is a PROTOCOL_ERROR to clients.
+            if isinstance(body, io.IOBase) and getattr(handler, "_owns_reader", False):
+                body.close()
+            body = None
         if body is None or body.__class__ is bytes:
             handler._body_bytes = len(body) if body else 0
             session.send_response(sid, fields, body)

@@ -1,0 +1,85 @@
+"""ASGIServer: an HTTP2Server that serves an ASGI 3 application, with its
+lifespan around the time it listens."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, Mapping, Optional
+
+from nghttp2_cffi import SettingCode
+
+from ..server import HTTP2Server
+from .http import ASGIApp, asgi_handler
+from .lifespan import Lifespan
+from .websocket import WebSocketOptions
+
+
+class ASGIServer(HTTP2Server):
+    """``ASGIServer(address, app, ssl=None, **HTTP2Server options)``.
+
+    ``lifespan``: ``"auto"`` (the default: run it if the app supports it),
+    ``"on"`` or ``"off"``.  Startup runs before the server listens (a
+    ``lifespan.startup.failed`` makes :meth:`start` raise
+    :class:`~server.asgi.LifespanFailure`), shutdown after the graceful
+    stop of :meth:`shutdown` (not after :meth:`close`, which cannot wait).
+
+    ``websocket``: announce SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 so that
+    HTTP/2 clients can open WebSockets by extended CONNECT (RFC 8441);
+    ``websocket_options``: message size limit, permessage-deflate.
+    """
+
+    def __init__(
+        self,
+        address: tuple[Optional[str], int],
+        app: ASGIApp,
+        ssl: Any = None,
+        *,
+        lifespan: str = "auto",
+        websocket: bool = True,
+        websocket_options: Optional[WebSocketOptions] = None,
+        settings: Optional[Mapping[int, int]] = None,
+        **options: Any,
+    ) -> None:
+        handler = asgi_handler(app, websocket_options=websocket_options or WebSocketOptions())
+        announced = dict(settings or {})
+        if websocket:
+            announced.setdefault(SettingCode.ENABLE_CONNECT_PROTOCOL, 1)
+        super().__init__(address, handler, ssl, settings=announced, **options)
+        self.app = app
+        self.lifespan = Lifespan(app, lifespan)
+
+    async def start(self) -> None:
+        """Run lifespan startup (once), then start listening."""
+        await self.lifespan.startup()
+        if self.lifespan.supported:
+            self.handler_class.state = self.lifespan.state  # type: ignore[attr-defined]
+        try:
+            await super().start()
+        except BaseException:
+            await self.lifespan.shutdown()
+            raise
+
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
+        """The graceful stop of HTTP2Server, then lifespan shutdown."""
+        try:
+            await super().shutdown(timeout)
+        finally:
+            await self.lifespan.shutdown()
+
+
+def load_app(spec: str) -> ASGIApp:
+    """The application named by ``"module:attribute"`` (the attribute may be
+    dotted: ``"pkg.mod:api.app"``), importable from the current directory."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"an ASGI app is given as module:attribute, not {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    obj: Any = importlib.import_module(module_name)
+    for name in attribute.split("."):
+        obj = getattr(obj, name)
+    if not callable(obj):
+        raise TypeError(f"{spec} is a {type(obj).__name__}, not an ASGI application")
+    return obj
