@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import socket
+import stat
 from typing import TYPE_CHECKING, Any, Optional
 
 from nghttp2_cffi import (
@@ -516,7 +518,11 @@ class HTTP2Protocol(Connection):
 
     def _file_chunk(self, handler: BaseRequestHandler, future: asyncio.Future) -> None:
         session = self.session
-        if session is None or handler.stream_id not in self.handlers or handler._reader is None:
+        reader = handler._reader
+        if session is None or handler.stream_id not in self.handlers or reader is None:
+            # The stream is gone; closing its file may have failed this read.
+            if not future.cancelled():
+                future.exception()  # retrieved: no "exception never retrieved" log
             return
         exc = future.exception()
         if exc is not None:
@@ -524,12 +530,19 @@ class HTTP2Protocol(Connection):
             self._fail(handler)
         else:
             data = future.result()
+            # At the end of a regular file END_STREAM goes with the last chunk,
+            # not one read later (clients that count content-length, curl for
+            # one, would reset the stream meanwhile).
+            eof = not data or _at_end_of_file(reader)
             if data:
                 handler._body_bytes += len(data)
-                session.send_data(handler.stream_id, data)
-            else:
+            if eof:
                 handler._reader = None
-                session.end_stream(handler.stream_id)
+                if getattr(handler, "_owns_reader", False):
+                    reader.close()  # no read is in flight now
+                session.send_data(handler.stream_id, data or b"", end_stream=True)
+            else:
+                session.send_data(handler.stream_id, data)
         self.flush()
 
     # ---- timeouts ------------------------------------------------------
@@ -610,3 +623,14 @@ class HTTP2Protocol(Connection):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _at_end_of_file(reader: Any) -> bool:
+    """Whether ``reader``, an ``open(path, "rb")`` of a regular file, has no more bytes."""
+    if not isinstance(reader, io.BufferedReader) or not isinstance(reader.raw, io.FileIO):
+        return False
+    try:
+        info = os.fstat(reader.fileno())
+        return stat.S_ISREG(info.st_mode) and reader.tell() >= info.st_size
+    except (OSError, ValueError):
+        return False
