@@ -45,17 +45,28 @@ typedef nghttp2_ssize n2c_ssize;
 typedef ssize_t n2c_ssize;
 #endif
 
-/* One outgoing body.  `data` belongs to Python, which keeps it alive until
- * the stream asks for more (N2C_EV_WANT_DATA) or closes. */
+/* A piece of an outgoing body.  The bytes belong to Python, which keeps
+ * them alive for as long as C holds the piece (see n2c_provide). */
+typedef struct {
+  const uint8_t *data;
+  size_t len;
+} n2c_chunk;
+
+#define N2C_INLINE_CHUNKS 2
+
+/* One outgoing body: the pieces not sent yet, read in order. */
 typedef struct n2c_stream {
   struct n2c_stream *prev, *next;
   int32_t stream_id; /* 0 until known (a request's id comes from submit) */
-  const uint8_t *data;
-  size_t len, pos;
-  int eof;
-  int waiting;
+  n2c_chunk *chunks; /* [head, count) are held; chunks[head] from pos on */
+  size_t head, count, cap;
+  size_t pos;
+  size_t avail;      /* bytes held, not sent yet */
+  int eof;           /* no piece follows the held ones */
+  int waiting;       /* asked Python for more (N2C_EV_WANT_DATA) */
   uint8_t *trailers; /* malloc'd NUL-joined block, or NULL */
   size_t trailers_len, ntrailers;
+  n2c_chunk inline_chunks[N2C_INLINE_CHUNKS];
 } n2c_stream;
 
 typedef struct {
@@ -229,14 +240,52 @@ static int n2c_parse_nv(nghttp2_nv *nva, const char *hdrs, size_t len,
 
 /* ---- bodies -------------------------------------------------------------- */
 
+/* Hold one more piece; the number of pieces held, or a negative error. */
+static int n2c_stream_push(n2c_stream *st, const char *data, size_t len) {
+  if (len == 0) {
+    return (int)(st->count - st->head);
+  }
+  if (st->head == st->count) {
+    st->head = st->count = st->pos = 0;
+  }
+  if (st->count == st->cap) {
+    size_t held = st->count - st->head;
+    if (st->head > 0) { /* reuse the room of the pieces already sent */
+      memmove(st->chunks, st->chunks + st->head, held * sizeof(n2c_chunk));
+    } else {
+      size_t ncap = st->cap * 2;
+      n2c_chunk *p = malloc(ncap * sizeof(n2c_chunk));
+      if (p == NULL) {
+        return NGHTTP2_ERR_NOMEM;
+      }
+      memcpy(p, st->chunks, held * sizeof(n2c_chunk));
+      if (st->chunks != st->inline_chunks) {
+        free(st->chunks);
+      }
+      st->chunks = p;
+      st->cap = ncap;
+    }
+    st->head = 0;
+    st->count = held;
+  }
+  st->chunks[st->count].data = (const uint8_t *)data;
+  st->chunks[st->count].len = len;
+  ++st->count;
+  st->avail += len;
+  return (int)(st->count - st->head);
+}
+
 static n2c_stream *n2c_stream_new(n2c_session *s, const char *body,
                                   size_t len, int eof) {
   n2c_stream *st = calloc(1, sizeof(n2c_stream));
   if (st == NULL) {
     return NULL;
   }
-  st->data = (const uint8_t *)body;
-  st->len = body ? len : 0;
+  st->chunks = st->inline_chunks;
+  st->cap = N2C_INLINE_CHUNKS;
+  if (body) {
+    n2c_stream_push(st, body, len); /* cannot fail: there is room */
+  }
   st->eof = eof;
   st->next = s->streams.next;
   st->prev = &s->streams;
@@ -263,16 +312,22 @@ static n2c_stream *n2c_find_stream(n2c_session *s, int32_t stream_id) {
 static void n2c_stream_free(n2c_stream *st) {
   st->prev->next = st->next;
   st->next->prev = st->prev;
+  if (st->chunks != st->inline_chunks) {
+    free(st->chunks);
+  }
   free(st->trailers);
   free(st);
 }
 
+/* nghttp2 asks for a DATA frame's payload: say how much there is; the bytes
+ * stay where they are (NO_COPY) until n2c_send_data writes the frame. */
 static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
                           uint8_t *buf, size_t length, uint32_t *data_flags,
                           nghttp2_data_source *source, void *user_data) {
   n2c_session *s = user_data;
   n2c_stream *st = source->ptr;
-  size_t n = st->len - st->pos;
+  size_t n = st->avail;
+  (void)buf;
   if (n == 0 && !st->eof) {
     if (!st->waiting) {
       st->waiting = 1;
@@ -283,16 +338,13 @@ static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
     }
     return NGHTTP2_ERR_DEFERRED;
   }
-  (void)buf;
   if (n > length) {
     n = length;
   }
   if (n) {
-    /* n2c_send_data writes the frame from st->data: one copy fewer. */
-    st->pos += n;
     *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   }
-  if (st->eof && st->pos == st->len) {
+  if (st->eof && n == st->avail) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     if (st->trailers != NULL) {
       int rv;
@@ -308,9 +360,10 @@ static n2c_ssize n2c_read(nghttp2_session *session, int32_t stream_id,
   return (n2c_ssize)n;
 }
 
-/* A DATA frame whose payload n2c_read left in the stream's body (NO_COPY):
- * appended to s->out here, as nghttp2_session_mem_send would have returned
- * it.  The payload is the `length` bytes n2c_read just stepped over. */
+/* The DATA frame n2c_read sized: appended to s->out, as
+ * nghttp2_session_mem_send would have returned it, with `length` bytes
+ * taken from the pieces held (nghttp2 writes one frame at a time, so they
+ * are the ones n2c_read saw). */
 static int n2c_send_data(nghttp2_session *session, nghttp2_frame *frame,
                          const uint8_t *framehd, size_t length,
                          nghttp2_data_source *source, void *user_data) {
@@ -332,8 +385,22 @@ static int n2c_send_data(nghttp2_session *session, nghttp2_frame *frame,
   if (padlen > 0) {
     *p++ = (uint8_t)(padlen - 1);
   }
-  memcpy(p, st->data + st->pos - length, length);
-  p += length;
+  st->avail -= length;
+  while (length) {
+    n2c_chunk *c = &st->chunks[st->head];
+    size_t n = c->len - st->pos;
+    if (n > length) {
+      n = length;
+    }
+    memcpy(p, c->data + st->pos, n);
+    p += n;
+    length -= n;
+    st->pos += n;
+    if (st->pos == c->len) {
+      ++st->head;
+      st->pos = 0;
+    }
+  }
   if (padlen > 1) {
     memset(p, 0, padlen - 1);
     p += padlen - 1;
@@ -846,18 +913,26 @@ int32_t n2c_submit_push_promise(n2c_session *s, int32_t stream_id,
 int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
                 size_t len, int eof) {
   n2c_stream *st = n2c_find_stream(s, stream_id);
-  int rv;
+  int held, rv;
   if (st == NULL) {
     return NGHTTP2_ERR_STREAM_CLOSED;
   }
-  st->data = (const uint8_t *)data;
-  st->len = data ? len : 0;
-  st->pos = 0;
-  st->eof = eof;
-  st->waiting = 0;
-  rv = nghttp2_session_resume_data(s->session, stream_id);
-  /* Not deferred yet (nghttp2 has not asked): it will read the chunk. */
-  return rv == NGHTTP2_ERR_INVALID_ARGUMENT ? 0 : rv;
+  held = n2c_stream_push(st, data, data ? len : 0);
+  if (held < 0) {
+    return held;
+  }
+  if (eof) {
+    st->eof = 1;
+  }
+  if (st->waiting) {
+    st->waiting = 0;
+    rv = nghttp2_session_resume_data(s->session, stream_id);
+    /* Not deferred after all: nghttp2 will read the piece anyway. */
+    if (rv != 0 && rv != NGHTTP2_ERR_INVALID_ARGUMENT) {
+      return rv;
+    }
+  }
+  return held;
 }
 
 int n2c_set_trailers(n2c_session *s, int32_t stream_id, const char *hdrs,

@@ -93,8 +93,11 @@ int n2c_submit_headers(n2c_session *s, int32_t stream_id, int end_stream,
 int32_t n2c_submit_push_promise(n2c_session *s, int32_t stream_id,
                                 const char *hdrs, size_t hdrslen,
                                 size_t nfields);
-/* Give a stream's body its next chunk (kept alive by the caller until the
- * stream asks for more or closes); eof: no chunk follows. */
+/* Add a piece to a stream's body (data NULL or len 0: none); eof: no piece
+ * follows.  The stream holds the pieces given since it last asked for more
+ * (N2C_EV_WANT_DATA) and sends them in order; returns how many of them it
+ * still holds, newest last (the caller keeps those alive, and may let the
+ * others go), or a negative error. */
 int n2c_provide(n2c_session *s, int32_t stream_id, const char *data,
                 size_t len, int eof);
 /* Send these trailers once the body is done instead of END_STREAM on DATA. */

@@ -116,15 +116,13 @@ _StreamClosed = ev.StreamClosed
 
 
 class _OutBody:
-    """A body sent in chunks: what Python still holds for nghttp2."""
+    """A body sent in pieces: what Python keeps alive for C."""
 
-    __slots__ = ("current", "queue", "ended", "idle", "reader")
+    __slots__ = ("held", "ended", "reader")
 
-    def __init__(self, current: Optional[bytes], ended: bool, reader: Any = None) -> None:
-        self.current = current  # the chunk C is reading; kept alive here
-        self.queue: list[bytes] = []
-        self.ended = ended  # no send_data after the queue
-        self.idle = current is None  # C has nothing left to read
+    def __init__(self, first: Optional[bytes], ended: bool, reader: Any = None) -> None:
+        self.held: list[bytes] = [first] if first else []  # pieces C may still read
+        self.ended = ended  # end_stream given: no send_data after it
         self.reader = reader
 
 
@@ -523,17 +521,11 @@ class Session:
         out = self._bodies.get(stream_id)
         if out is None or out.__class__ is bytes or out.ended:
             raise _no_body(stream_id)
-        if data.__class__ is not bytes:
-            data = _as_body(data)
-        if data:
-            if out.idle and not out.queue:
-                self._feed(stream_id, out, data, end_stream)
-            else:
-                out.queue.append(data)
+        chunk: bytes = data if data.__class__ is bytes else _as_body(data)
         if end_stream:
             out.ended = True
-            if out.idle and not out.queue:
-                self._feed(stream_id, out, None, True)
+        if chunk or end_stream:
+            self._feed(stream_id, out, chunk, end_stream)
 
     def end_stream(self, stream_id: int) -> None:
         """End a stream's body (END_STREAM, or its trailers if any were set)."""
@@ -549,24 +541,25 @@ class Session:
         self.end_stream(stream_id)
 
     def _feed(self, sid: int, out: _OutBody, chunk: Optional[bytes], eof: bool) -> None:
-        out.current = chunk
-        out.idle = False
-        rv = _provide(self._s, sid, chunk or ffi.NULL, len(chunk) if chunk else 0, eof)
-        if rv < 0:
-            check(rv)
+        """Give C the next piece of a body (or only its end)."""
+        if chunk:
+            held = _provide(self._s, sid, chunk, len(chunk), eof)
+            out.held.append(chunk)
+        else:
+            held = _provide(self._s, sid, _NULL, 0, eof)
+        if held < 0:
+            check(held)
+        if held < len(out.held):  # C is done with the oldest ones
+            del out.held[: len(out.held) - held]
         self._provided = True
 
     def _want_data(self, sid: int, max_length: int) -> None:
+        """C sent every piece it held and the body is not at its end."""
         out = self._bodies.get(sid)
         if out is None or out.__class__ is bytes:
             return
-        out.current = None
-        out.idle = True
-        if out.queue:
-            chunk = out.queue[0] if len(out.queue) == 1 else b"".join(out.queue)
-            out.queue.clear()
-            self._feed(sid, out, chunk, out.ended)
-        elif out.ended:
+        out.held.clear()
+        if out.ended:
             self._feed(sid, out, None, True)
         elif out.reader is not None:
             try:
