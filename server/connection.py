@@ -45,6 +45,16 @@ class Connection(asyncio.Protocol):
     def _fail(self, handler: BaseRequestHandler) -> None:
         raise NotImplementedError
 
+    def send_shutdown_notice(self) -> None:
+        """Shutting down: finish what is in flight, take nothing new."""
+        raise NotImplementedError
+
+    def send_final_goaway(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
     def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
         """Run a handler callback; on an exception answer 500 or reset."""
         try:

@@ -11,7 +11,9 @@ from typing import Any, Mapping, Optional
 
 from nghttp2_cffi import FEATURES, SettingCode
 
+from .connection import Connection
 from .handler import BaseRequestHandler
+from .http11 import HTTP11Protocol
 from .limits import Limits
 from .protocol import HTTP2Protocol
 from .workers import loop_factory, run, serve_workers
@@ -28,8 +30,11 @@ class HTTP2Server:
 
     ``address`` is ``(host, port)``; host ``None`` (or ``""``) listens on all
     interfaces, port 0 picks a free port (see :attr:`address`).  ``ssl``: an
-    ``ssl.SSLContext`` for TLS (ALPN ``h2`` is set on it), or None for h2c
-    with prior knowledge.
+    ``ssl.SSLContext`` for TLS (ALPN ``h2`` and ``http/1.1`` are set on it),
+    or None for cleartext.  ``http1``: serve HTTP/1.1 too (the default):
+    TLS clients that negotiate ``http/1.1`` and cleartext clients that do not
+    start with the HTTP/2 preface, with ``Upgrade: h2c`` (see
+    :mod:`server.http11`); with ``http1=False`` only HTTP/2 is spoken.
 
     Blocking use: :meth:`serve_forever` (SIGINT/SIGTERM shut it down
     gracefully).  Inside a running loop: ``await server.start()`` or
@@ -59,6 +64,7 @@ class HTTP2Server:
         loop: Any = None,
         workers: int = 1,
         reuse_port: bool = False,
+        http1: bool = True,
     ) -> None:
         if not (isinstance(RequestHandlerClass, type) and
                 issubclass(RequestHandlerClass, BaseRequestHandler)):
@@ -68,8 +74,9 @@ class HTTP2Server:
         self.port = port
         self.handler_class = RequestHandlerClass
         self.ssl = ssl
+        self.http1 = http1
         if ssl is not None:
-            ssl.set_alpn_protocols(["h2"])
+            ssl.set_alpn_protocols(["h2", "http/1.1"] if http1 else ["h2"])
         self.access_log = access_log
         self.shutdown_timeout = shutdown_timeout
         self.backlog = backlog
@@ -98,7 +105,7 @@ class HTTP2Server:
             self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
         if FEATURES["max_continuations"]:
             self.session_options["max_continuations"] = limits.max_continuations
-        self.connections: set[HTTP2Protocol] = set()
+        self.connections: set[Connection] = set()
         self._server: Optional[asyncio.AbstractServer] = None
         self._closed: Optional[asyncio.Event] = None
 
@@ -111,7 +118,7 @@ class HTTP2Server:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._server = await loop.create_server(
-            lambda: HTTP2Protocol(self),
+            (lambda: HTTP11Protocol(self)) if self.http1 else (lambda: HTTP2Protocol(self)),
             host=self.host,
             port=self.port,
             ssl=self.ssl,

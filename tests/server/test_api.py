@@ -825,7 +825,10 @@ async def test_close_drops_connections_now(start_server, h2_connect):
     server.close()  # twice is fine
     assert not server.connections
     await wait(closed.wait())
-    await wait(client.wait_closed())
+    try:
+        await wait(client.wait_closed())
+    except ConnectionResetError:
+        pass  # dropped with the client's last bytes unread: RST instead of FIN
     assert not client.streams[sid].ended
     assert refused(address)
 
@@ -915,7 +918,7 @@ async def test_a_client_that_stops_reading_pauses_the_writer(start_server, h2_co
 
 async def test_a_client_speaking_http1_gets_closed(start_server, h2_connect, caplog):
     caplog.set_level(logging.INFO, logger="server")
-    server = await start_server(Hello)
+    server = await start_server(Hello, http1=False)  # HTTP/2 only (else HTTP/1.1 answers)
     reader, writer = await asyncio.open_connection(*server.address)
     writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     data = await wait(reader.read())

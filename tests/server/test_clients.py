@@ -235,7 +235,7 @@ async def test_tls_client_without_h2_is_closed_and_the_server_lives_on(
     start_server, h2_connect, app, server_ssl, ca, caplog, run, server_url, ca_file
 ):
     caplog.set_level(logging.INFO, logger="server")
-    server = await start_server(app, ssl=server_ssl)
+    server = await start_server(app, ssl=server_ssl, http1=False)  # HTTP/2 only
     host, port = server.address
     http11 = ssl.create_default_context()
     ca.configure_trust(http11)
