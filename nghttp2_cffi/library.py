@@ -20,8 +20,6 @@ FEATURES: dict[str, bool] = {
     "max_continuations": bool(lib.N2C_HAS_MAX_CONTINUATIONS),
     "max_settings": bool(lib.N2C_HAS_MAX_SETTINGS),
     "max_outbound_ack": bool(lib.N2C_HAS_MAX_OUTBOUND_ACK),
-    "no_rfc9113_leading_and_trailing_ws_validation": bool(
-        lib.N2C_HAS_NO_RFC9113_WS_VALIDATION
-    ),
+    "no_rfc9113_leading_and_trailing_ws_validation": bool(lib.N2C_HAS_NO_RFC9113_WS_VALIDATION),
     "server_fallback_rfc7540_priorities": bool(lib.N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES),
 }

@@ -501,7 +501,9 @@ class Session:
             block, n = self._trailers
             check(lib.n2c_set_trailers(self._s, sid, block, len(block), n))
 
-    def send_headers(self, stream_id: int, headers: HeaderInput, *, end_stream: bool = False) -> None:
+    def send_headers(
+        self, stream_id: int, headers: HeaderInput, *, end_stream: bool = False
+    ) -> None:
         """A HEADERS frame on an open stream: a 1xx response, for instance."""
         if self.side == "server":
             _check_can_send(self._live, stream_id)
@@ -799,9 +801,7 @@ def _new_option(
         if max_send_header_block_length is not None:
             lib.nghttp2_option_set_max_send_header_block_length(o, max_send_header_block_length)
         if max_deflate_dynamic_table_size is not None:
-            lib.nghttp2_option_set_max_deflate_dynamic_table_size(
-                o, max_deflate_dynamic_table_size
-            )
+            lib.nghttp2_option_set_max_deflate_dynamic_table_size(o, max_deflate_dynamic_table_size)
         optional = (
             ("max_continuations", max_continuations, lib.n2c_option_set_max_continuations),
             ("max_settings", max_settings, lib.n2c_option_set_max_settings),
