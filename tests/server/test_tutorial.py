@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
@@ -203,3 +204,53 @@ async def test_documented_deferred_body_resumed_by_a_task(spawn, run, tmp_path, 
     curl = (await run("curl", "-sS", "--http2-prior-knowledge", url)).check()
     assert curl.out == expected
     assert_clean_exit(await program.stop(signal.SIGTERM), signal.SIGTERM, program.err)
+
+
+#: A deferred response that waits for a file to appear; the program says when
+#: the request arrived (stdout) and when the signal came (logging, stderr).
+SLOW_RESPONSE = """\
+import asyncio, logging, os, sys
+import nghttp2
+
+logging.basicConfig(level=logging.INFO)
+logging.getLogger("server.access").setLevel(logging.WARNING)
+RELEASE = sys.argv[1]
+
+class Handler(nghttp2.BaseRequestHandler):
+    def on_headers(self):
+        self.data = None
+        asyncio.ensure_future(self.fetch())
+        self.send_response(status=200, body=self.generate)
+        print('request arrived', flush=True)
+
+    def generate(self, n):
+        if self.data is None:
+            return None, nghttp2.DATA_DEFERRED
+        return self.data, nghttp2.DATA_EOF
+
+    async def fetch(self):
+        while not os.path.exists(RELEASE):
+            await asyncio.sleep(0.01)
+        self.data = b'finished after the signal\\n'
+        self.resume()
+
+server = nghttp2.HTTP2Server(('127.0.0.1', 8080), Handler, ssl=None)
+server.serve_forever()
+"""
+
+
+async def test_sigterm_lets_the_request_in_flight_finish(spawn, run, tmp_path, free_port):
+    release = tmp_path / "release"
+    script = tmp_path / "slow.py"
+    script.write_text(with_port(SLOW_RESPONSE, free_port))
+    program = await spawn(str(script), str(release), cwd=str(tmp_path))
+    await program.wait_listening(free_port)
+    client = asyncio.ensure_future(run("nghttp", "-v", f"http://127.0.0.1:{free_port}/"))
+    await program.read_line_with("request arrived")
+    program.proc.send_signal(signal.SIGTERM)
+    await program.read_line_with("shutting down")
+    release.touch()
+    result = (await client).check()
+    assert "finished after the signal" in result.out
+    assert "recv GOAWAY frame" in result.out
+    assert_clean_exit(await program.finish(), signal.SIGTERM, program.err)
