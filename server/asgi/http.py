@@ -237,7 +237,13 @@ class ASGIHandler(BaseRequestHandler):
                 extensions["http.response.push"] = {}
             scope["extensions"] = extensions
         else:
-            scope["extensions"] = {}
+            # HTTP/1.1 sends 103 (not to HTTP/1.0 clients) and chunked
+            # trailers to clients that asked for them with TE: trailers.
+            extensions = {"http.response.early_hint": {}}
+            for name, value in headers:
+                if name == b"te" and b"trailers" in value.lower():
+                    extensions["http.response.trailers"] = {}
+            scope["extensions"] = extensions
         self._head = method == b"HEAD"
         self._strip = http_version == "2"
         await self.app(scope, self._receive, self._send)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
 import signal
+import socket
+import ssl
+import struct
 import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, List, Optional
@@ -759,3 +763,98 @@ async def test_cli_rejects_a_bad_app_spec(tmp_path):
     _, stderr = await wait(proc.communicate())
     assert proc.returncode != 0
     assert "cannot load ASGI app 'no_such_module:app'" in stderr.decode()
+
+
+# ---------------------------------------------------------------------------
+# HTTP/1.1 (server/http11.py): the same apps, the same handler interface
+# ---------------------------------------------------------------------------
+
+http11 = pytest.mark.skipif(
+    importlib.util.find_spec("server.http11") is None,
+    reason="HTTP/1.1 (server/http11.py) is not in this tree",
+)
+
+
+@http11
+async def test_starlette_over_http11(serve_asgi, observed):
+    server = await serve_asgi(starlette_app(observed))
+    url = base_url(server)
+    async with httpx.AsyncClient(http1=True, http2=False, timeout=TIMEOUT) as client:
+        r = await client.get(url + "/text")
+        assert (r.status_code, r.http_version, r.text) == (200, "HTTP/1.1", "hello, asgi\n")
+        r = await client.get(url + "/json?a=1")
+        assert r.json() == {
+            "path": "/json",
+            "query": {"a": "1"},
+            "http_version": "1.1",
+            "scheme": "http",
+            "started": True,
+        }
+        r = await client.get(url + "/stream")
+        assert r.text == "".join(f"chunk {i}\n" for i in range(50))
+        body = os.urandom(3 * 1024 * 1024 + 17)
+        r = await client.post(url + "/echo", content=body)
+        assert r.content == body
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                yield b"z" * 16384
+
+        r = await client.post(url + "/upload", content=chunks())  # chunked
+        assert r.json()["size"] == 64 * 16384
+
+
+@http11
+async def test_starlette_over_tls_http11(serve_asgi, observed, server_ssl, ca):
+    server = await serve_asgi(starlette_app(observed), ssl=server_ssl)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with httpx.AsyncClient(
+        http1=True, http2=False, verify=context, timeout=TIMEOUT
+    ) as client:
+        r = await client.get(base_url(server) + "/json")
+    assert r.http_version == "HTTP/1.1"
+    assert r.json()["scheme"] == "https" and r.json()["http_version"] == "1.1"
+
+
+@http11
+async def test_http11_scope_and_extensions(serve_asgi, observed):
+    server = await serve_asgi(raw_app(observed))
+    host, port = server.address
+    async with httpx.AsyncClient(http1=True, http2=False, timeout=TIMEOUT) as client:
+        scope = (await client.get(base_url(server) + "/scope?q=1")).json()
+        assert scope["http_version"] == "1.1"
+        assert scope["method"] == "GET" and scope["path"] == "/scope"
+        assert scope["query_string"] == {"bytes": "q=1"}
+        assert scope["server"] == [host, port]
+        headers = [(n["bytes"], v["bytes"]) for n, v in scope["headers"]]
+        assert ("host", f"{host}:{port}") in headers
+        assert not any(name.startswith(":") for name, _ in headers)
+        assert scope["extensions"] == {"http.response.early_hint": {}}
+        scope = (await client.get(base_url(server) + "/scope", headers={"te": "trailers"})).json()
+        assert scope["extensions"] == {"http.response.early_hint": {}, "http.response.trailers": {}}
+
+
+@http11
+async def test_http_disconnect_over_http11(serve_asgi, observed):
+    server = await serve_asgi(starlette_app(observed))
+    host, port = server.address
+    _, writer = await wait(asyncio.open_connection(host, port))
+    writer.write(f"GET /wait-disconnect HTTP/1.1\r\nhost: {host}:{port}\r\n\r\n".encode())
+    await writer.drain()
+    await wait(observed.waiting.wait())
+    # The client leaves: RST (a FIN alone is a half-close that still gets
+    # its answer over cleartext HTTP/1.1).
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+    await wait(observed.disconnected.wait())
+    assert observed.messages[-1] == {"type": "http.disconnect"}
+
+
+@http11
+@pytest.mark.clients
+async def test_h2c_upgrade_serves_stream_1_over_http2(serve_asgi, observed, run):
+    server = await serve_asgi(starlette_app(observed))
+    result = (await run("curl", "-sS", "--http2", base_url(server) + "/json")).check()
+    assert json.loads(result.out)["http_version"] == "2"

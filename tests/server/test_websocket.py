@@ -5,7 +5,9 @@ by the ``websockets`` package."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+import ssl
 from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 import h2.events
@@ -16,6 +18,15 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
 from server.asgi import ASGIServer, WebSocketOptions
+
+websockets = pytest.importorskip("websockets", reason="the HTTP/1.1 tests need websockets")
+
+from websockets.asyncio.client import connect as websockets_connect  # noqa: E402
+from websockets.exceptions import (  # noqa: E402
+    ConnectionClosed,
+    ConnectionClosedError,
+    InvalidStatus,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -413,3 +424,102 @@ async def test_wrong_version_is_refused(serve_asgi, seen, h2_connect):
     assert response.status == 400
     assert response.header(b"sec-websocket-version") == b"13"
     assert seen.scopes == []
+
+
+# ---------------------------------------------------------------------------
+# HTTP/1.1: Upgrade: websocket, answered through switch_protocols()
+# ---------------------------------------------------------------------------
+
+http11 = pytest.mark.skipif(
+    importlib.util.find_spec("server.http11") is None,
+    reason="HTTP/1.1 (server/http11.py) is not in this tree",
+)
+
+
+def ws_url(server: ASGIServer, path: str) -> str:
+    host, port = server.address
+    return f"{'wss' if server.ssl else 'ws'}://{host}:{port}{path}"
+
+
+@http11
+async def test_echo_over_http11_with_websockets(serve_asgi, seen):
+    server = await serve_asgi(ws_app(seen))
+    async with websockets_connect(
+        ws_url(server, "/ws?room=2"), subprotocols=["chat"], max_size=None
+    ) as ws:
+        assert ws.subprotocol == "chat"
+        assert ws.response.headers["x-accepted"] == "yes"
+        assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        await ws.send("héllo")
+        assert await wait(ws.recv()) == "echo: héllo"
+        payload = os.urandom(3 * 1024 * 1024)  # past the read-ahead high-water mark
+        await ws.send(payload)
+        assert await wait(ws.recv()) == payload
+        pong = await ws.ping(b"ping?")
+        await wait(pong)
+    assert ws.close_code == 1000
+    await wait(seen.closed.wait())
+    assert seen.disconnects == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+    assert isinstance(seen.send_error, OSError)
+    scope = seen.scopes[0]
+    assert scope["http_version"] == "1.1"
+    assert scope["scheme"] == "ws"
+    assert scope["path"] == "/ws" and scope["query_string"] == b"room=2"
+    assert scope["subprotocols"] == ["chat"]
+    assert not any(name.startswith(b":") for name, _ in scope["headers"])
+
+
+@http11
+async def test_wss_over_tls_http11(serve_asgi, seen, server_ssl, ca):
+    server = await serve_asgi(ws_app(seen), ssl=server_ssl)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with websockets_connect(ws_url(server, "/ws"), ssl=context) as ws:
+        await ws.send("secure")
+        assert await wait(ws.recv()) == "echo: secure"
+    assert seen.scopes[0]["scheme"] == "wss"
+    assert seen.scopes[0]["http_version"] == "1.1"
+
+
+@http11
+async def test_server_initiated_close_over_http11(serve_asgi, seen):
+    server = await serve_asgi(ws_app(seen))
+    async with websockets_connect(ws_url(server, "/server-close")) as ws:
+        assert await wait(ws.recv()) == "bye soon"
+        with pytest.raises(ConnectionClosed):
+            await wait(ws.recv())
+    assert (ws.close_code, ws.close_reason) == (4000, "done")
+    await wait(seen.closed.wait())
+    assert seen.disconnects == [{"type": "websocket.disconnect", "code": 4000, "reason": "done"}]
+
+
+@http11
+async def test_message_too_big_over_http11(serve_asgi, seen):
+    server = await serve_asgi(
+        ws_app(seen), websocket_options=WebSocketOptions(max_message_size=1000)
+    )
+    async with websockets_connect(ws_url(server, "/ws")) as ws:
+        await ws.send(b"x" * 1001)
+        with pytest.raises(ConnectionClosedError):
+            await wait(ws.recv())
+    assert ws.close_code == 1009
+
+
+@http11
+async def test_lost_connection_over_http11(serve_asgi, seen):
+    server = await serve_asgi(ws_app(seen))
+    ws = await websockets_connect(ws_url(server, "/ws"))
+    await ws.send("ping")
+    assert await wait(ws.recv()) == "echo: ping"
+    ws.transport.abort()
+    await wait(seen.closed.wait())
+    assert seen.disconnects[0]["code"] == 1006
+
+
+@http11
+@pytest.mark.parametrize(("path", "status"), [("/deny", 403), ("/deny-with-body", 401)])
+async def test_denials_over_http11(serve_asgi, seen, path, status):
+    server = await serve_asgi(ws_app(seen))
+    with pytest.raises(InvalidStatus) as info:
+        await websockets_connect(ws_url(server, path))
+    assert info.value.response.status_code == status
