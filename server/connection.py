@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from nghttp2_cffi import ErrorCode
 
@@ -132,12 +132,12 @@ class Connection(asyncio.Protocol):
         )
 
 
-def _resolve(future: asyncio.Future) -> None:
+def _resolve(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-_COROUTINE_FUNCTIONS: dict = {}
+_COROUTINE_FUNCTIONS: Dict[Any, bool] = {}
 
 
 def _is_coroutine_function(func: Any) -> bool:
@@ -147,7 +147,7 @@ def _is_coroutine_function(func: Any) -> bool:
     return known
 
 
-def _content_length(headers: list) -> Optional[int]:
+def _content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:
     for name, value in headers:
         if name == b"content-length":
             try:

@@ -65,7 +65,7 @@ import io
 import logging
 import re
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 import httptools
 
@@ -98,6 +98,7 @@ _HEADERS, _DATA, _END, _TOO_LARGE = range(4)
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$").match
 _BAD_VALUE = re.compile(rb"[\r\n\0]").search
+Fields = List[Tuple[bytes, bytes]]
 _REASONS = {s.value: s.phrase.encode("ascii") for s in http.HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
 # Never copied into an h2c request's HTTP/2 header list (RFC 9113 8.2.2).
@@ -155,7 +156,8 @@ class _Exchange:
     )
 
     def __init__(self, handler: Optional[BaseRequestHandler]) -> None:
-        self.handler = handler
+        # None only for the canned 400/431 answers, which no handler code sees.
+        self.handler: BaseRequestHandler = handler  # type: ignore[assignment]
         self.keep_alive = True
         self.http10 = False
         self.head_request = False
@@ -168,7 +170,7 @@ class _Exchange:
         self.unread = 0  # body bytes in a coroutine handler's inbox
         self.request_done = False
         self.failed = False  # on_headers raised: no more callbacks
-        self.out: list = []  # response bytes, written when this is first in line
+        self.out: List[bytes] = []  # response bytes, written when this is first in line
         self.started = False  # the final response head is in out
         self.chunked = False
         self.remaining: Optional[int] = None  # identity body bytes still due
@@ -178,7 +180,7 @@ class _Exchange:
         self.broken = False  # failed mid-body: close once its bytes are out
         self.reading = False  # a file read is under way
         self.switch: Optional[Callable[[], asyncio.BaseProtocol]] = None
-        self.trailers: Optional[list] = None
+        self.trailers: Optional[Fields] = None
         self.response_done = False
 
 
@@ -194,7 +196,7 @@ class HTTP11Protocol(Connection):
         self.transport: Optional[asyncio.Transport] = None
         self.handlers: dict[int, BaseRequestHandler] = {}
         self.client_address: Any = None
-        self.client_certificate: Optional[dict] = None
+        self.client_certificate: Optional[Dict[str, Any]] = None
         self.scheme = b"http"
         self.limits = server.limits
         self._loop = asyncio.get_running_loop()
@@ -207,7 +209,7 @@ class HTTP11Protocol(Connection):
         self._sniff: Optional[bytes] = None  # cleartext: the first bytes, until they decide
         self._exchanges: collections.deque[_Exchange] = collections.deque()
         self._by_id: dict[int, _Exchange] = {}
-        self._pending: list = []
+        self._pending: List[Tuple[int, _Exchange, bytes]] = []
         self._current: Optional[_Exchange] = None  # the request being parsed
         self._next_id = 1
         self._closing = False  # no more requests: close once the answers are out
@@ -217,10 +219,10 @@ class HTTP11Protocol(Connection):
         self._held: Optional[bytearray] = None  # bytes after that request
         self._replay: Optional[_Exchange] = None
         self._replay_head = False
-        self._h2c: Optional[tuple] = None
+        self._h2c: Optional[Tuple[bytes, bytes, bytes, Fields, bytes]] = None
         # The request head being parsed.
         self._url = b""
-        self._fields: list = []
+        self._fields: Fields = []
         self._in_head = False
         self._head_size = 0
         self._head_raw = 0
@@ -402,7 +404,7 @@ class HTTP11Protocol(Connection):
         length = None
         chunked = expect = te_trailers = False
         upgrade = None
-        http2_settings: list = []
+        http2_settings: List[bytes] = []
         fields = []
         cookies = []
         for field in self._fields:
@@ -466,7 +468,7 @@ class HTTP11Protocol(Connection):
 
         sid = self._next_id
         self._next_id += 2
-        handler = self.handler_class(self, sid)
+        handler = self.handler_class(self, sid)  # type: ignore[arg-type]
         handler._started = handler._progress_at = self._loop.time()
         handler.method = method
         handler.path = path
@@ -493,7 +495,7 @@ class HTTP11Protocol(Connection):
         self._requests += 1
         if upgrade is not None and parser.should_upgrade():
             self._upgrade_candidate = ex
-        self._pending.append((_HEADERS, ex, None))
+        self._pending.append((_HEADERS, ex, b""))
         limit = self.limits.max_concurrent_streams
         if limit is not None and len(self._exchanges) >= limit:
             self._pause(_PAUSE_PIPELINE)
@@ -505,7 +507,7 @@ class HTTP11Protocol(Connection):
         ex.received += len(body)
         limit = self.limits.max_body_size
         if limit is not None and ex.received > limit:
-            self._pending.append((_TOO_LARGE, ex, None))
+            self._pending.append((_TOO_LARGE, ex, b""))
             raise _Stop
         self._pending.append((_DATA, ex, body))
 
@@ -519,7 +521,7 @@ class HTTP11Protocol(Connection):
         self._replay = None
         if not ex.keep_alive:
             self._closing = True
-        self._pending.append((_END, ex, None))
+        self._pending.append((_END, ex, b""))
 
     def _stop_parsing(self) -> None:
         """Parse nothing more on this connection."""
@@ -551,7 +553,7 @@ class HTTP11Protocol(Connection):
             framing = (
                 b"transfer-encoding: chunked"
                 if ex.chunked_request
-                else b"content-length: %d" % ex.length
+                else b"content-length: %d" % (ex.length or 0)
             )
             return b"PUT / HTTP/1.1\r\n" + framing + b"\r\n\r\n" + rest
         # No body: wait for the handler to switch protocols or answer.
@@ -779,7 +781,7 @@ class HTTP11Protocol(Connection):
             future.add_done_callback(lambda f: self._file_chunk(ex, f))
         return False
 
-    def _file_chunk(self, ex: _Exchange, future: asyncio.Future) -> None:
+    def _file_chunk(self, ex: _Exchange, future: asyncio.Future[bytes]) -> None:
         ex.reading = False
         handler = ex.handler
         if self._closed or handler.stream_id not in self.handlers or handler._reader is None:
@@ -818,7 +820,7 @@ class HTTP11Protocol(Connection):
         else:
             ex.out.append(data)
 
-    def _end_body(self, ex: _Exchange, trailers: Optional[list]) -> None:
+    def _end_body(self, ex: _Exchange, trailers: Optional[List[Any]]) -> None:
         ex.ended = True
         if ex.no_body:
             return
@@ -832,7 +834,7 @@ class HTTP11Protocol(Connection):
             ex.broken = True
 
     def _head(
-        self, ex: _Exchange, status: int, fields: list, length: Optional[int], streamed: bool
+        self, ex: _Exchange, status: int, fields: Fields, length: Optional[int], streamed: bool
     ) -> None:
         """Queue the response head; ``length``: a known body's size."""
         handler_length = None
@@ -889,7 +891,7 @@ class HTTP11Protocol(Connection):
         return ex
 
     def start_response(
-        self, handler: BaseRequestHandler, status: int, fields: list, body: Any
+        self, handler: BaseRequestHandler, status: int, fields: Fields, body: Any
     ) -> None:
         ex = self._exchange(handler)
         streamed = False
@@ -926,7 +928,7 @@ class HTTP11Protocol(Connection):
         if not self._busy:
             self.flush()
 
-    def send_informational(self, handler: BaseRequestHandler, fields: list) -> None:
+    def send_informational(self, handler: BaseRequestHandler, fields: Fields) -> None:
         ex = self._exchange(handler)
         if ex.http10:
             return  # RFC 9110 15.2: no 1xx to an HTTP/1.0 client
@@ -941,7 +943,7 @@ class HTTP11Protocol(Connection):
         if not self._busy:
             self.flush()
 
-    def begin_response(self, handler: BaseRequestHandler, status: int, fields: list) -> None:
+    def begin_response(self, handler: BaseRequestHandler, status: int, fields: Fields) -> None:
         ex = self._exchange(handler)
         self._head(ex, status, fields, None, True)
         handler.status = status
@@ -969,7 +971,7 @@ class HTTP11Protocol(Connection):
                 handler._drained = self._loop.create_future()
             await handler._drained
 
-    def end_response(self, handler: BaseRequestHandler, trailers: Optional[list]) -> None:
+    def end_response(self, handler: BaseRequestHandler, trailers: Optional[List[Any]]) -> None:
         ex = self._exchange(handler)
         if handler.status is None:
             raise InvalidResponse("end_response() comes after begin_response()")
@@ -985,7 +987,7 @@ class HTTP11Protocol(Connection):
             if ex.unread <= self.limits.initial_window_size // 2:
                 self._unpause(_PAUSE_BODY)
 
-    def push_promise(self, handler: BaseRequestHandler, request: list) -> BaseRequestHandler:
+    def push_promise(self, handler: BaseRequestHandler, request: Fields) -> BaseRequestHandler:
         raise PushError("server push needs HTTP/2 (this is an HTTP/1.1 connection)")
 
     def resume_body(self, handler: BaseRequestHandler) -> None:
@@ -1090,7 +1092,7 @@ class HTTP11Protocol(Connection):
         if data and not transport.is_closing():
             protocol.data_received(data)  # type: ignore[attr-defined]
 
-    def _start_h2c(self, request: tuple, rest: bytes) -> None:
+    def _start_h2c(self, request: Tuple[bytes, bytes, bytes, Fields, bytes], rest: bytes) -> None:
         method, path, host, fields, payload = request
         transport = self.transport
         assert transport is not None
@@ -1229,14 +1231,18 @@ class HTTP11Protocol(Connection):
             self.transport.abort()
 
 
-def _tokens(value: bytes) -> set:
+def _tokens(value: bytes) -> Set[bytes]:
     return {token.strip().lower() for token in value.split(b",")}
 
 
-def _field_block(fields: list) -> bytes:
+def _field_block(fields: List[Any]) -> bytes:
     """``name: value\\r\\n`` lines of ``(name, value)`` pairs, pseudo-headers skipped."""
     lines = []
     for name, value in fields:
+        if name.__class__ is not bytes:  # trailers as handlers give them
+            name = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name)
+        if value.__class__ is not bytes:
+            value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if name[:1] == b":":
             continue
         if not _TOKEN(name) or _BAD_VALUE(value):

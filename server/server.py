@@ -118,7 +118,7 @@ class HTTP2Server:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._server = await loop.create_server(
-            (lambda: HTTP11Protocol(self)) if self.http1 else (lambda: HTTP2Protocol(self)),
+            self._new_connection,
             host=self.host,
             port=self.port,
             ssl=self.ssl,
@@ -127,6 +127,9 @@ class HTTP2Server:
             reuse_port=self.reuse_port or None,
         )
         log.info("listening on %s", self.url)
+
+    def _new_connection(self) -> Connection:
+        return HTTP11Protocol(self) if self.http1 else HTTP2Protocol(self)
 
     @property
     def sockets(self) -> tuple:
