@@ -301,7 +301,9 @@ class HTTP2Protocol(Connection):
             return
         if data:
             handler._received += len(data)
-            if self._body_too_large(handler, handler._received):
+            # A CONNECT stream (RFC 8441: a WebSocket) is a tunnel, not a
+            # request body: what it carries is limited by its own protocol.
+            if handler.method != b"CONNECT" and self._body_too_large(handler, handler._received):
                 session.acknowledge_received_data(len(data), sid)
                 return
             inbox = handler._inbox

@@ -18,6 +18,7 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
 from server.asgi import ASGIServer, WebSocketOptions
+from server.limits import Limits
 
 websockets = pytest.importorskip("websockets", reason="the HTTP/1.1 tests need websockets")
 
@@ -523,3 +524,16 @@ async def test_denials_over_http11(serve_asgi, seen, path, status):
     with pytest.raises(InvalidStatus) as info:
         await websockets_connect(ws_url(server, path))
     assert info.value.response.status_code == status
+
+
+async def test_body_size_limit_does_not_cap_a_websocket_stream(serve_asgi, seen, h2_connect):
+    # max_body_size bounds request bodies; a WebSocket's CONNECT stream is a
+    # tunnel that may carry more over its life (its messages have their own cap).
+    server = await serve_asgi(ws_app(seen), limits=Limits(max_body_size=10_000))
+    client = await h2_connect(server)
+    socket = await H2WebSocket.open(client)
+    for i in range(5):
+        payload = bytes([i]) * 5000
+        await socket.send(BytesMessage(payload))
+        assert await socket.message() == payload
+    assert socket.stream.reset is None
