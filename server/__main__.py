@@ -9,7 +9,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple, Type
 
 from .files import DemoHandler, directory_handler
 from .handler import BaseRequestHandler
@@ -34,8 +34,8 @@ def _load_handler(spec: str) -> type[BaseRequestHandler]:
     return obj
 
 
-def _limit_value(kind: type):
-    def parse(text: str):
+def _limit_value(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         if text.lower() == "none":
             return None
         if kind is tuple:
@@ -73,26 +73,43 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         "serves a demo page and pushes its stylesheet.",
     )
     parser.add_argument("directory", nargs="?", help="serve the files below this folder")
-    parser.add_argument("--handler", metavar="MODULE:CLASS",
-                        help="serve with your BaseRequestHandler subclass")
-    parser.add_argument("--asgi", metavar="MODULE:APP",
-                        help="serve an ASGI 3 application (HTTP, WebSockets, lifespan)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; '' for all)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="port (default 8443 with TLS, 8080 with --no-tls)")
-    parser.add_argument("--no-tls", action="store_true",
-                        help="HTTP/2 over cleartext (h2c, prior knowledge)")
+    parser.add_argument(
+        "--handler", metavar="MODULE:CLASS", help="serve with your BaseRequestHandler subclass"
+    )
+    parser.add_argument(
+        "--asgi",
+        metavar="MODULE:APP",
+        help="serve an ASGI 3 application (HTTP, WebSockets, lifespan)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; '' for all)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default 8443 with TLS, 8080 with --no-tls)"
+    )
+    parser.add_argument(
+        "--no-tls", action="store_true", help="HTTP/2 over cleartext (h2c, prior knowledge)"
+    )
     parser.add_argument("--cert", help="certificate chain (PEM); default: a self-signed one")
     parser.add_argument("--key", help="private key (PEM) for --cert")
     parser.add_argument("--no-access-log", action="store_true", help="no line per response")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--loop", default="asyncio", choices=LOOPS,
-                        help="event loop: asyncio (default), uvloop, or auto (uvloop if installed)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="N processes sharing the port with SO_REUSEPORT (default 1); "
-                        "SIGTERM to the parent stops them all gracefully")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--loop",
+        default="asyncio",
+        choices=LOOPS,
+        help="event loop: asyncio (default), uvloop, or auto (uvloop if installed)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N processes sharing the port with SO_REUSEPORT (default 1); "
+        "SIGTERM to the parent stops them all gracefully",
+    )
     _add_limit_flags(parser.add_argument_group("limits and timeouts ('none' turns one off)"))
     args = parser.parse_args(argv)
     if sum(map(bool, (args.directory, args.handler, args.asgi))) > 1:
@@ -140,9 +157,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         context = development_context()
         tls_note = "HTTP/2 over TLS, self-signed development certificate"
     port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
-    options = {"ssl": context, "limits": limits_from(args),
-               "access_log": not args.no_access_log, "loop": args.loop, "workers": args.workers}
-    startup_failure: tuple = ()  # `except ()` catches nothing
+    options = {
+        "ssl": context,
+        "limits": limits_from(args),
+        "access_log": not args.no_access_log,
+        "loop": args.loop,
+        "workers": args.workers,
+    }
+    startup_failure: Tuple[Type[BaseException], ...] = ()  # `except ()` catches nothing
     if app is not None:
         from .asgi import ASGIServer, LifespanFailure
 
@@ -152,8 +174,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         server = HTTP2Server((args.host, port), handler, **options)
 
     def announce(url: str) -> None:
-        curl = f"curl --http2-prior-knowledge {url}" if args.no_tls else (
-            f"curl --http2 {'-k ' if not args.cert else ''}{url}")
+        curl = (
+            f"curl --http2-prior-knowledge {url}"
+            if args.no_tls
+            else (f"curl --http2 {'-k ' if not args.cert else ''}{url}")
+        )
         print(f"Serving {what} on {url} ({tls_note})", flush=True)
         print(f"Try:  {curl}\n      nghttp -v {url}\nCtrl-C stops.", flush=True)
 
@@ -168,7 +193,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         run_on_loop(run(), args.loop)
     except KeyboardInterrupt:
         pass
-    except (OSError, *startup_failure) as exc:
+    except (OSError, *startup_failure) as exc:  # type: ignore[misc]
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -6,7 +6,7 @@ import mimetypes
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 from urllib.parse import unquote
 
 from .errors import PushError
@@ -34,8 +34,7 @@ class DirectoryHandler(BaseRequestHandler):
             return
         target = self._resolve()
         if target is None:
-            self.send_response(404, [("content-type", "text/plain; charset=utf-8")],
-                               b"Not Found\n")
+            self.send_response(404, [("content-type", "text/plain; charset=utf-8")], b"Not Found\n")
             return
         size = target.stat().st_size
         headers = [("content-type", _content_type(target.name)), ("content-length", str(size))]
@@ -57,7 +56,7 @@ class DirectoryHandler(BaseRequestHandler):
         return target if target.is_file() and os.access(target, os.R_OK) else None
 
 
-def directory_handler(root: str | os.PathLike) -> type[DirectoryHandler]:
+def directory_handler(root: Union[str, os.PathLike[str]]) -> type[DirectoryHandler]:
     """A handler class serving the files below ``root``."""
     path = Path(root)
     if not path.is_dir():
@@ -66,7 +65,7 @@ def directory_handler(root: str | os.PathLike) -> type[DirectoryHandler]:
 
 
 def _demo_file(name: str) -> bytes:
-    return resources.files("server").joinpath("demo", name).read_bytes()
+    return resources.files("server").joinpath("demo").joinpath(name).read_bytes()
 
 
 class DemoHandler(BaseRequestHandler):
@@ -76,15 +75,19 @@ class DemoHandler(BaseRequestHandler):
         path = (self.path or b"/").split(b"?", 1)[0]
         if path in (b"/", b"/index.html"):
             try:
-                self.push("/style.css", headers=[("content-type", "text/css; charset=utf-8")],
-                          body=_demo_file("style.css"))
+                self.push(
+                    "/style.css",
+                    headers=[("content-type", "text/css; charset=utf-8")],
+                    body=_demo_file("style.css"),
+                )
             except PushError:
                 pass  # the client disabled push: it will ask for the stylesheet itself
-            self.send_response(200, [("content-type", "text/html; charset=utf-8")],
-                               _demo_file("index.html"))
+            self.send_response(
+                200, [("content-type", "text/html; charset=utf-8")], _demo_file("index.html")
+            )
         elif path == b"/style.css":
-            self.send_response(200, [("content-type", "text/css; charset=utf-8")],
-                               _demo_file("style.css"))
+            self.send_response(
+                200, [("content-type", "text/css; charset=utf-8")], _demo_file("style.css")
+            )
         else:
-            self.send_response(404, [("content-type", "text/plain; charset=utf-8")],
-                               b"Not Found\n")
+            self.send_response(404, [("content-type", "text/plain; charset=utf-8")], b"Not Found\n")

@@ -11,7 +11,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, List, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from .errors import InvalidResponse, PushError, ResponseAlreadySent
 
@@ -23,7 +34,9 @@ DATA_OK = 0
 DATA_EOF = 1
 DATA_DEFERRED = 2
 
-HeaderList = List[Tuple[Union[str, bytes], Union[str, bytes]]]
+HeaderList = Sequence[Tuple[Union[str, bytes], Union[str, bytes]]]
+#: Header fields as sent: lower-case bytes names, bytes values.
+Fields = List[Tuple[bytes, bytes]]
 #: ``callable(size) -> (bytes or None, DATA_OK | DATA_EOF | DATA_DEFERRED)``
 BodyGenerator = Callable[[int], Tuple[Optional[bytes], int]]
 Body = Union[None, str, bytes, io.IOBase, BodyGenerator]
@@ -34,11 +47,11 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 
 
-def encode_response_headers(status: int, headers: Optional[HeaderList]) -> list:
+def encode_response_headers(status: int, headers: Optional[HeaderList]) -> Fields:
     """``:status`` first, then the caller's fields as lower-case bytes."""
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
         raise InvalidResponse(f"status must be an int from 100 to 999, not {status!r}")
-    out: list = [(b":status", str(status).encode("ascii"))]
+    out: Fields = [(b":status", str(status).encode("ascii"))]
     if headers:
         for name, value in headers:
             name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name)
@@ -77,7 +90,7 @@ class Inbox:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.done = False
         self.error: Optional[BaseException] = None
-        self._waiter: Optional[asyncio.Future] = None
+        self._waiter: Optional[asyncio.Future[None]] = None
 
     def put(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
@@ -131,10 +144,10 @@ class BaseRequestHandler:
         self._body_bytes = 0
         self._received = 0
         # Coroutine handlers: their task, received body, unsent written bytes.
-        self._task: Optional[asyncio.Task] = None
+        self._task: Optional[asyncio.Task[None]] = None
         self._inbox: Optional[Inbox] = None
         self._unsent = 0
-        self._drained: Optional[asyncio.Future] = None
+        self._drained: Optional[asyncio.Future[None]] = None
         # Loop times: the request's arrival; it or the body's last deferral.
         self._started = 0.0
         self._progress_at = 0.0
@@ -147,7 +160,7 @@ class BaseRequestHandler:
         return self.remote_address
 
     @property
-    def client_certificate(self) -> Optional[dict]:
+    def client_certificate(self) -> Optional[Dict[str, Any]]:
         """The client's TLS certificate (``SSLSocket.getpeercert()``), if any."""
         return self.http2.client_certificate
 
@@ -209,7 +222,7 @@ class BaseRequestHandler:
         _check_body(body)
         method_b = method.encode("utf-8") if isinstance(method, str) else bytes(method)
         path_b = path.encode("utf-8") if isinstance(path, str) else bytes(path)
-        request: list = [
+        request: Fields = [
             (b":method", method_b),
             (b":scheme", self.scheme or b"http"),
             (b":authority", self.host or b""),

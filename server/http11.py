@@ -65,7 +65,7 @@ import io
 import logging
 import re
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 import httptools
 
@@ -237,8 +237,8 @@ class HTTP11Protocol(Connection):
     # ---- asyncio.Protocol ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Any transport with the asyncio.Transport methods (uvloop's too).
+        self.transport = cast(asyncio.Transport, transport)
         self.client_address = transport.get_extra_info("peername")
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:

@@ -7,7 +7,7 @@ Every field is also a command-line flag (``--max-concurrent-streams``...).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Limits:
     glitch_rate: int = 100
     #: RST_STREAM frames from a client (Rapid Reset, CVE-2023-44487): a token
     #: bucket in libnghttp2, ``(burst, per second)``.
-    stream_reset_rate: tuple = (1000, 33)
+    stream_reset_rate: Tuple[int, int] = (1000, 33)
     #: CONTINUATION frames per header block (the 2024 CONTINUATION floods).
     max_continuations: int = 8
 

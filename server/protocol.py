@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import stat
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
 
 from nghttp2_cffi import (
     DataReceived,
@@ -32,7 +32,7 @@ from nghttp2_cffi import (
 
 from .connection import Connection, _content_length, _is_coroutine_function, _peer, _resolve
 from .errors import ClientDisconnected, InvalidResponse, PushError
-from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
+from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, HeaderList, Inbox
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -66,7 +66,7 @@ class HTTP2Protocol(Connection):
         self.session: Optional[Session] = None
         self.handlers: dict[int, BaseRequestHandler] = {}
         self.client_address: Any = None
-        self.client_certificate: Optional[dict] = None
+        self.client_certificate: Optional[Dict[str, Any]] = None
         self.scheme = b"http"
         self._paused = False
         self._closed = False
@@ -85,8 +85,8 @@ class HTTP2Protocol(Connection):
     # ---- asyncio.Protocol ----------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Any transport with the asyncio.Transport methods (uvloop's too).
+        self.transport = cast(asyncio.Transport, transport)
         self.client_address = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -107,12 +107,13 @@ class HTTP2Protocol(Connection):
             self.client_certificate = ssl_object.getpeercert() or None
         max_connections = self.limits.max_connections
         if max_connections is not None and len(self.server.connections) >= max_connections:
-            log.warning("%s: refused: %d connections open", _peer(self.client_address),
-                        max_connections)
+            log.warning(
+                "%s: refused: %d connections open", _peer(self.client_address), max_connections
+            )
             transport.close()
             self._closed = True
             return
-        transport.set_write_buffer_limits(high=WRITE_CHUNK)
+        self.transport.set_write_buffer_limits(high=WRITE_CHUNK)
         self.session = Session("server", **self.server.session_options)
         window = self.limits.connection_window_size
         if window and window > 65535:
@@ -122,7 +123,7 @@ class HTTP2Protocol(Connection):
         self._arm_timer()
         self.flush()
 
-    def accept_upgrade(self, settings_payload: bytes, request: list, head_request: bool) -> None:
+    def accept_upgrade(self, settings_payload: bytes, request: Fields, head_request: bool) -> None:
         """Serve an HTTP/1.1 ``Upgrade: h2c`` request as stream 1 (RFC 7540
         section 3.2), right after connection_made and the 101: ``request`` is
         its header list in HTTP/2 form, ``settings_payload`` the decoded
@@ -214,7 +215,9 @@ class HTTP2Protocol(Connection):
 
     # ---- events to callbacks -------------------------------------------
 
-    def _dispatch(self, events: list) -> None:
+    def _dispatch(self, events: List[Any]) -> None:
+        # Events are told apart by identity of their class (the fastest test),
+        # which mypy cannot narrow on: hence List[Any].
         handlers = self.handlers
         for event in events:
             cls = event.__class__
@@ -325,14 +328,20 @@ class HTTP2Protocol(Connection):
         if limit is None or size <= limit:
             return False
         session = self.session
-        log.warning("%s: request body over %d bytes on stream %d", _peer(self.client_address),
-                    limit, handler.stream_id)
+        log.warning(
+            "%s: request body over %d bytes on stream %d",
+            _peer(self.client_address),
+            limit,
+            handler.stream_id,
+        )
         if session is not None and handler.stream_id in self.handlers:
             if handler.status is None:
                 handler.status = 413
-                session.send_response(handler.stream_id,
-                                      [(b":status", b"413"), (b"content-type", b"text/plain")],
-                                      _TOO_LARGE_BODY)
+                session.send_response(
+                    handler.stream_id,
+                    [(b":status", b"413"), (b"content-type", b"text/plain")],
+                    _TOO_LARGE_BODY,
+                )
                 # Stop the upload: the answer is complete (RFC 9113 8.1).
                 session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
             else:
@@ -353,22 +362,22 @@ class HTTP2Protocol(Connection):
                     _ERROR_BODY,
                 )
                 return
-            except Exception:  # noqa: BLE001 - the stream is past answering
+            except Exception:  # the stream is past answering
                 log.debug("cannot send 500 on stream %d", handler.stream_id, exc_info=True)
         try:
             session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
-        except Exception:  # noqa: BLE001 - already closed
+        except Exception:  # already closed
             log.debug("cannot reset stream %d", handler.stream_id, exc_info=True)
 
     # ---- responses (called by handlers) ------------------------------------
 
     def start_response(
-        self, handler: BaseRequestHandler, status: int, fields: list, body: Any
+        self, handler: BaseRequestHandler, status: int, fields: Fields, body: Any
     ) -> None:
         session = self.session
-        if session is None:
-            raise ConnectionError("the connection is closed")
         sid = handler.stream_id
+        if session is None or sid not in self.handlers:
+            raise ClientDisconnected(f"stream {sid} is closed: the client reset it or left")
         if body is not None and handler.method == b"HEAD":
             # RFC 9110 9.3.2: no body; DATA here is a PROTOCOL_ERROR to clients.
             if isinstance(body, io.IOBase) and getattr(handler, "_owns_reader", False):
@@ -404,14 +413,14 @@ class HTTP2Protocol(Connection):
         if not self._busy:
             self.flush()
 
-    def send_informational(self, handler: BaseRequestHandler, fields: list) -> None:
+    def send_informational(self, handler: BaseRequestHandler, fields: Fields) -> None:
         if self.session is None:
             raise ClientDisconnected("the connection is closed")
         self.session.send_informational_response(handler.stream_id, fields)
         if not self._busy:
             self.flush()
 
-    def begin_response(self, handler: BaseRequestHandler, status: int, fields: list) -> None:
+    def begin_response(self, handler: BaseRequestHandler, status: int, fields: Fields) -> None:
         if self.session is None or handler.stream_id not in self.handlers:
             raise ClientDisconnected(f"stream {handler.stream_id} is closed")
         self.session.send_response(handler.stream_id, fields, end_stream=False)
@@ -436,7 +445,7 @@ class HTTP2Protocol(Connection):
                 handler._drained = self._loop.create_future()
             await handler._drained
 
-    def end_response(self, handler: BaseRequestHandler, trailers: Optional[list]) -> None:
+    def end_response(self, handler: BaseRequestHandler, trailers: Optional[HeaderList]) -> None:
         session = self.session
         if session is None or handler.stream_id not in self.handlers:
             raise ClientDisconnected(f"stream {handler.stream_id} is closed")
@@ -454,7 +463,7 @@ class HTTP2Protocol(Connection):
             if not self._busy:
                 self.flush()
 
-    def push_promise(self, handler: BaseRequestHandler, request: list) -> BaseRequestHandler:
+    def push_promise(self, handler: BaseRequestHandler, request: Fields) -> BaseRequestHandler:
         session = self.session
         if session is None:
             raise ConnectionError("the connection is closed")
@@ -518,7 +527,7 @@ class HTTP2Protocol(Connection):
             self._pull_body(handler, max_length)
             self.flush()
 
-    def _file_chunk(self, handler: BaseRequestHandler, future: asyncio.Future) -> None:
+    def _file_chunk(self, handler: BaseRequestHandler, future: asyncio.Future[bytes]) -> None:
         session = self.session
         reader = handler._reader
         if session is None or handler.stream_id not in self.handlers or reader is None:
@@ -565,14 +574,21 @@ class HTTP2Protocol(Connection):
         now = self._loop.time()
         age = now - self._opened_at
         reason = None
-        if limits.settings_timeout is not None and not self._settings_acked \
-                and age > limits.settings_timeout:
+        if (
+            limits.settings_timeout is not None
+            and not self._settings_acked
+            and age > limits.settings_timeout
+        ):
             reason, code = "SETTINGS not acknowledged", ErrorCode.SETTINGS_TIMEOUT
-        elif limits.header_timeout is not None and not self._requests \
-                and age > limits.header_timeout:
+        elif (
+            limits.header_timeout is not None and not self._requests and age > limits.header_timeout
+        ):
             reason, code = "no complete request headers", ErrorCode.NO_ERROR
-        elif limits.idle_timeout is not None and self._idle_since is not None \
-                and now - self._idle_since > limits.idle_timeout:
+        elif (
+            limits.idle_timeout is not None
+            and self._idle_since is not None
+            and now - self._idle_since > limits.idle_timeout
+        ):
             reason, code = "idle", ErrorCode.NO_ERROR
         if reason is not None:
             log.info("%s: closing: %s (timeout)", _peer(self.client_address), reason)
@@ -593,8 +609,11 @@ class HTTP2Protocol(Connection):
             if started > deadline:
                 continue
             if handler.status is None and not handler.pushed:
-                log.warning("%s: stream %d: no response in time, answering 503",
-                            _peer(self.client_address), handler.stream_id)
+                log.warning(
+                    "%s: stream %d: no response in time, answering 503",
+                    _peer(self.client_address),
+                    handler.stream_id,
+                )
                 handler.status = 503
                 assert self.session is not None
                 self.session.send_response(
@@ -603,8 +622,11 @@ class HTTP2Protocol(Connection):
                     _TIMEOUT_BODY,
                 )
             elif handler._deferred:
-                log.warning("%s: stream %d: deferred body not resumed in time, resetting",
-                            _peer(self.client_address), handler.stream_id)
+                log.warning(
+                    "%s: stream %d: deferred body not resumed in time, resetting",
+                    _peer(self.client_address),
+                    handler.stream_id,
+                )
                 handler._deferred = False
                 handler._generator = None
                 assert self.session is not None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl as _ssl
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple, cast
 
 from nghttp2_cffi import FEATURES, SettingCode
 
@@ -53,7 +54,7 @@ class HTTP2Server:
     def __init__(
         self,
         address: tuple[Optional[str], int],
-        RequestHandlerClass: type[BaseRequestHandler],  # noqa: N803 - the old API's name
+        RequestHandlerClass: type[BaseRequestHandler],
         ssl: Optional[_ssl.SSLContext] = None,
         *,
         limits: Optional[Limits] = None,
@@ -66,8 +67,10 @@ class HTTP2Server:
         reuse_port: bool = False,
         http1: bool = True,
     ) -> None:
-        if not (isinstance(RequestHandlerClass, type) and
-                issubclass(RequestHandlerClass, BaseRequestHandler)):
+        if not (
+            isinstance(RequestHandlerClass, type)
+            and issubclass(RequestHandlerClass, BaseRequestHandler)
+        ):
             raise TypeError("RequestHandlerClass must be a subclass of BaseRequestHandler")
         host, port = address
         self.host = host or None
@@ -92,7 +95,7 @@ class HTTP2Server:
             SettingCode.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
             SettingCode.INITIAL_WINDOW_SIZE: limits.initial_window_size,
         }
-        announced.update(settings or {})
+        announced.update({SettingCode(k): v for k, v in (settings or {}).items()})
         # Windows open as handlers consume the body (see HTTP2Protocol._data).
         self.session_options: dict[str, Any] = {
             "settings": announced,
@@ -132,8 +135,9 @@ class HTTP2Server:
         return HTTP11Protocol(self) if self.http1 else HTTP2Protocol(self)
 
     @property
-    def sockets(self) -> tuple:
-        return tuple(self._server.sockets) if self._server is not None else ()
+    def sockets(self) -> Tuple[socket.socket, ...]:
+        server = cast(Optional[asyncio.Server], self._server)
+        return tuple(server.sockets) if server is not None else ()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -192,7 +196,10 @@ class HTTP2Server:
                 pass  # not the main thread, or not a Unix loop
         try:
             assert self._closed is not None
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._closed.wait())]
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._closed.wait()),
+            ]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
@@ -225,8 +232,9 @@ class HTTP2Server:
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.02)
         if self.connections:
-            log.warning("shutdown: aborting %d connection(s) after %.1fs", len(self.connections),
-                        timeout)
+            log.warning(
+                "shutdown: aborting %d connection(s) after %.1fs", len(self.connections), timeout
+            )
         self.close()
 
     def close(self) -> None:

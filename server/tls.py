@@ -82,9 +82,26 @@ def _write_with_openssl(cert_path: Path, key_path: Path) -> None:
         )
     san = "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "30", "-subj", "/CN=nghttp2-cffi development", "-addext", san,
-         "-keyout", str(key_path), "-out", str(cert_path)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=nghttp2-cffi development",
+            "-addext",
+            san,
+            "-keyout",
+            str(key_path),
+            "-out",
+            str(cert_path),
+        ],
         check=True,
         capture_output=True,
     )

@@ -93,11 +93,6 @@ def test_workers_must_be_positive() -> None:
 
 
 @pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed (pip install uvloop)")
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/protocol.py asserts isinstance(transport, asyncio.Transport); "
-    "uvloop's transports are not asyncio.Transport subclasses",
-)
 def test_serves_on_uvloop() -> None:
     async def main() -> Tuple[str, List[Tuple[int, bytes]]]:
         server = HTTP2Server(("127.0.0.1", 0), PidHandler, access_log=False)
