@@ -436,6 +436,17 @@ async def test_header_timeout_closes_a_slow_client(start_server):
     assert not server.connections
 
 
+async def test_idle_keep_alive_connection_is_closed(start_server):
+    server = await start_server(App, limits=Limits(idle_timeout=0.2))
+    client = await Raw.connect(server)
+    client.send(request("/"))
+    status, fields, body = await client.response()
+    assert status == 200
+    assert body == b"hello\n" and "connection" not in fields  # kept alive...
+    assert await client.eof()  # ...until idle too long
+    assert not server.connections
+
+
 # ---------------------------------------------------------------------------
 # TLS with ALPN http/1.1, and HTTP/2 beside HTTP/1.1
 # ---------------------------------------------------------------------------
