@@ -132,6 +132,8 @@ class ASGIHandler(BaseRequestHandler):
     state: Optional[dict[str, Any]] = None
     #: WebSocket options (see :class:`server.asgi.websocket.WebSocketOptions`).
     websocket_options: Any = None
+    #: The server's open WebSockets (closed with 1001 when it shuts down).
+    open_websockets: Optional[set[Any]] = None
 
     def __init__(self, http2: Any, stream_id: int) -> None:
         super().__init__(http2, stream_id)

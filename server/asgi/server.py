@@ -3,6 +3,7 @@ lifespan around the time it listens."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import sys
@@ -13,7 +14,7 @@ from nghttp2_cffi import SettingCode
 from ..server import HTTP2Server
 from .http import ASGIApp, asgi_handler
 from .lifespan import Lifespan
-from .websocket import WebSocketOptions
+from .websocket import WebSocketCycle, WebSocketOptions
 
 
 class ASGIServer(HTTP2Server):
@@ -42,13 +43,20 @@ class ASGIServer(HTTP2Server):
         settings: Optional[Mapping[int, int]] = None,
         **options: Any,
     ) -> None:
-        handler = asgi_handler(app, websocket_options=websocket_options or WebSocketOptions())
+        #: Open WebSockets: closed with 1001 on shutdown (over HTTP/1.1 they
+        #: are no longer among the server's connections).
+        self.websockets: set[WebSocketCycle] = set()
+        self.websocket_options = websocket_options or WebSocketOptions()
+        handler = asgi_handler(
+            app, websocket_options=self.websocket_options, open_websockets=self.websockets
+        )
         announced = dict(settings or {})
         if websocket:
             announced.setdefault(SettingCode.ENABLE_CONNECT_PROTOCOL, 1)
         super().__init__(address, handler, ssl, settings=announced, **options)
         self.app = app
         self.lifespan = Lifespan(app, lifespan)
+        self._stopping = False
 
     async def start(self) -> None:
         """Run lifespan startup (once), then start listening."""
@@ -62,11 +70,31 @@ class ASGIServer(HTTP2Server):
             raise
 
     async def shutdown(self, timeout: Optional[float] = None) -> None:
-        """The graceful stop of HTTP2Server, then lifespan shutdown."""
+        """Close open WebSockets (1001), the graceful stop of HTTP2Server,
+        then lifespan shutdown."""
+        self._stopping = True
         try:
-            await super().shutdown(timeout)
+            for websocket in list(self.websockets):
+                websocket.going_away()
+            await super().shutdown(timeout)  # ends with close()
+            # HTTP/2 sockets ended with their connections; HTTP/1.1 ones had
+            # the whole graceful stop to finish their closing handshake.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.websocket_options.close_timeout
+            while any(ws.upgraded for ws in self.websockets) and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            for websocket in list(self.websockets):
+                websocket.abort()
         finally:
+            self._stopping = False
             await self.lifespan.shutdown()
+
+    def close(self) -> None:
+        """Stop listening and drop every connection (WebSockets too) now."""
+        if not self._stopping:
+            for websocket in list(self.websockets):
+                websocket.abort()
+        super().close()
 
 
 def load_app(spec: str) -> ASGIApp:

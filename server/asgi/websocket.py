@@ -98,6 +98,9 @@ class StreamChannel:
     def close(self) -> None:
         self.end_output()
 
+    def abort(self) -> None:
+        """The connection's own abort covers the stream."""
+
 
 class UpgradedChannel(asyncio.Protocol):
     """Frames on an HTTP/1.1 connection after ``101 Switching Protocols``:
@@ -190,6 +193,10 @@ class UpgradedChannel(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -261,28 +268,54 @@ class WebSocketCycle:
         scope = handler.base_scope("websocket", self.headers, self.http_version)
         scope["subprotocols"] = self.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
+        registry = handler.open_websockets
+        if registry is not None:
+            registry.add(self)
         try:
-            await handler.app(scope, self.receive, self.send)
+            await self._run_app(scope)
+        finally:
+            if registry is not None:
+                registry.discard(self)
+
+    async def _run_app(self, scope: dict[str, Any]) -> None:
+        try:
+            await self.handler.app(scope, self.receive, self.send)
         except ClientDisconnected:
             pass
         except Exception:
             if not self._accepted:
                 raise  # nothing answered yet: the connection's rules answer 500
-            log.exception("stream %d: the ASGI websocket app failed", handler.stream_id)
+            log.exception("stream %d: the ASGI websocket app failed", self.handler.stream_id)
             await self._close_quietly(int(CloseReason.INTERNAL_ERROR))
         else:
             if self._accepted:
                 await self._close_quietly(int(CloseReason.NORMAL_CLOSURE))
-            elif not self._responded and not handler.gone:
+            elif not self._responded and not self.handler.gone:
                 self._deny(403)  # ASGI: returning without accepting is a denial
         if self._accepted:
             await self._finish()
 
-    async def _close_quietly(self, code: int) -> None:
+    def going_away(self) -> Optional[asyncio.Task[None]]:
+        """The server shuts down: close an open WebSocket with 1001."""
+        if not self._accepted or self._close_sent or self._disconnect is not None:
+            return None
+        return asyncio.get_running_loop().create_task(
+            self._close_quietly(int(CloseReason.GOING_AWAY), "the server is shutting down")
+        )
+
+    def abort(self) -> None:
+        self.channel.abort()
+
+    @property
+    def upgraded(self) -> bool:
+        """Over HTTP/1.1: the connection is this WebSocket's alone."""
+        return isinstance(self.channel, UpgradedChannel)
+
+    async def _close_quietly(self, code: int, reason: str = "") -> None:
         if self._close_sent or self._disconnect is not None or self.channel.gone:
             return
         try:
-            await self._close(code, "")
+            await self._close(code, reason)
         except ClientDisconnected:
             pass
 

@@ -537,3 +537,57 @@ async def test_body_size_limit_does_not_cap_a_websocket_stream(serve_asgi, seen,
         await socket.send(BytesMessage(payload))
         assert await socket.message() == payload
     assert socket.stream.reset is None
+
+
+async def test_shutdown_closes_websockets_with_1001_over_h2(seen, h2_connect, caplog):
+    server = ASGIServer(("127.0.0.1", 0), ws_app(seen))
+    await wait(server.start())
+    client = await h2_connect(server)
+    socket = await H2WebSocket.open(client)
+    await socket.send(TextMessage("hi"))
+    assert await socket.message() == "echo: hi"
+    stopping = asyncio.ensure_future(server.shutdown(timeout=5))
+    event = await socket.next_event()
+    assert isinstance(event, CloseConnection) and event.code == 1001
+    await socket.send(event.response())
+    client.conn.end_stream(socket.stream_id)
+    await client.flush()
+    await wait(stopping)
+    assert seen.disconnects == [
+        {"type": "websocket.disconnect", "code": 1001, "reason": "the server is shutting down"}
+    ]
+    assert not server.websockets
+    assert not [r for r in caplog.records if "aborting" in r.getMessage()]
+
+
+@http11
+async def test_shutdown_closes_websockets_with_1001_over_http11(seen):
+    server = ASGIServer(("127.0.0.1", 0), ws_app(seen))
+    await wait(server.start())
+    async with websockets_connect(ws_url(server, "/ws")) as ws:
+        await ws.send("hi")
+        assert await wait(ws.recv()) == "echo: hi"
+        await wait(server.shutdown(timeout=5))
+        with pytest.raises(ConnectionClosed):
+            await wait(ws.recv())
+    assert (ws.close_code, ws.close_reason) == (1001, "the server is shutting down")
+    assert seen.disconnects == [
+        {"type": "websocket.disconnect", "code": 1001, "reason": "the server is shutting down"}
+    ]
+    assert not server.websockets
+
+
+@http11
+async def test_close_drops_http11_websockets_at_once(seen):
+    server = ASGIServer(("127.0.0.1", 0), ws_app(seen))
+    await wait(server.start())
+    async with websockets_connect(ws_url(server, "/ws")) as ws:
+        await ws.send("hi")
+        assert await wait(ws.recv()) == "echo: hi"
+        server.close()
+        with pytest.raises(ConnectionClosed):
+            await wait(ws.recv())
+    assert ws.close_code == 1006  # no closing handshake
+    await wait(seen.closed.wait())
+    assert seen.disconnects[0]["code"] == 1006
+    await wait(server.shutdown())  # lifespan (none here) and nothing else left
