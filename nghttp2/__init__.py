@@ -1,7 +1,9 @@
 """Drop-in for nghttp2's removed Python binding: ``import nghttp2``.
 
 Only re-exports; everything lives in :mod:`nghttp2_cffi`, :mod:`server`
-and :mod:`client`.
+and :mod:`client`.  ``BaseRequestHandler`` here is
+:class:`server.handler.LegacyRequestHandler`: like the removed binding, its
+``push()`` to a client that takes no pushes returns None instead of raising.
 """
 
 from client import (
@@ -32,13 +34,14 @@ from server import (
     DATA_DEFERRED,
     DATA_EOF,
     DATA_OK,
-    BaseRequestHandler,
     HTTP2Server,
     InvalidResponse,
+    PushDisabled,
     PushError,
     ResponseAlreadySent,
     ServerError,
 )
+from server.handler import LegacyRequestHandler as BaseRequestHandler
 
 __all__ = [
     "DATA_DEFERRED",
@@ -62,6 +65,7 @@ __all__ = [
     "HTTP2Server",
     "InvalidResponse",
     "NegotiationError",
+    "PushDisabled",
     "PushError",
     "ReadTimeout",
     "RemoteProtocolError",

@@ -15,6 +15,11 @@ class PushError(ServerError):
     """A push the client or HTTP/2 does not allow (push disabled, pushed stream...)."""
 
 
+class PushDisabled(PushError):
+    """The push cannot go: the client disabled push (SETTINGS_ENABLE_PUSH = 0)
+    or the connection is HTTP/1.1."""
+
+
 class InvalidResponse(ServerError, ValueError):
     """A status outside 100-999, a pseudo-header or connection-specific header
     in ``headers``, or a body of an unsupported type."""

@@ -24,7 +24,7 @@ from typing import (
     Union,
 )
 
-from .errors import InvalidResponse, PushError, ResponseAlreadySent
+from .errors import InvalidResponse, PushDisabled, PushError, ResponseAlreadySent
 
 if TYPE_CHECKING:
     from .protocol import HTTP2Protocol
@@ -124,6 +124,10 @@ class BaseRequestHandler:
     included, as ``(name, value)`` bytes pairs (cookies joined into one).
     """
 
+    #: push() where no push can go (client disabled push, HTTP/1.1) raises
+    #: PushDisabled; False: it returns None (LegacyRequestHandler).
+    strict_push = True
+
     def __init__(self, http2: HTTP2Protocol, stream_id: int) -> None:
         self.http2 = http2
         self.stream_id = stream_id
@@ -203,12 +207,15 @@ class BaseRequestHandler:
         status: int = 200,
         headers: Optional[HeaderList] = None,
         body: Body = None,
-    ) -> BaseRequestHandler:
+    ) -> Optional[BaseRequestHandler]:
         """Push a response for ``method path`` before answering this request.
 
         ``:scheme`` and ``:authority`` come from this request.  Returns the
-        pushed stream's handler.  Raises :class:`PushError` when the client
-        disabled push or this is itself a pushed stream, and
+        pushed stream's handler.  Raises :class:`PushDisabled` (a
+        :class:`PushError`) when the push cannot go — the client disabled
+        push, or the connection is HTTP/1.1 — unless :attr:`strict_push` is
+        False, when it returns None as the removed binding did;
+        :class:`PushError` when this is itself a pushed stream, and
         :class:`ResponseAlreadySent` after :meth:`send_response`.
         """
         if self.pushed:
@@ -233,7 +240,12 @@ class BaseRequestHandler:
             if name_b[:1] == b":":
                 raise InvalidResponse("pseudo-headers of a push come from its arguments")
             request.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
-        promised = self.http2.push_promise(self, request)
+        try:
+            promised = self.http2.push_promise(self, request)
+        except PushDisabled:
+            if self.strict_push:
+                raise
+            return None
         promised.scheme, promised.host = request[1][1], request[2][1]
         promised.method, promised.path = method_b, path_b
         promised.headers = request
@@ -298,3 +310,14 @@ class BaseRequestHandler:
     def end_response(self, trailers: Optional[HeaderList] = None) -> None:
         """End the body begun with :meth:`begin_response`, with trailers if given."""
         self.http2.end_response(self, trailers)
+
+
+class LegacyRequestHandler(BaseRequestHandler):
+    """BaseRequestHandler as ``import nghttp2`` gives it to old programs.
+
+    The one difference: like the removed binding, :meth:`push` to a client
+    that cannot take pushes (curl, browsers, HTTP/1.1) quietly returns None
+    instead of raising, so a program that pushes still answers them.
+    """
+
+    strict_push = False

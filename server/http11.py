@@ -22,7 +22,7 @@ see what they see over HTTP/2: ``headers`` starts with ``:method``,
 ``:scheme``, ``:authority`` and ``:path`` (then the fields as sent, names
 lower-cased, cookies joined); every body kind, ``begin_response``/
 ``write``/``end_response``, ``send_informational`` and coroutine handlers
-work alike.  Differences: ``push()`` raises :class:`~server.errors.PushError`;
+work alike.  Differences: ``push()`` raises :class:`~server.errors.PushDisabled`;
 trailers go out as chunked trailers only to clients that sent ``TE:
 trailers`` (else they are dropped); a failure after the response headers
 closes the connection (HTTP/1.1 has no RST_STREAM).  Keep-alive,
@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 import httptools
 
 from .connection import Connection, _is_coroutine_function, _peer, _resolve
-from .errors import ClientDisconnected, InvalidResponse, PushError, ResponseAlreadySent
+from .errors import ClientDisconnected, InvalidResponse, PushDisabled, ResponseAlreadySent
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
 from .protocol import FILE_CHUNK, STREAM_HIGH_WATER, WRITE_CHUNK, HTTP2Protocol
 
@@ -260,7 +260,7 @@ class HTTP11Protocol(Connection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.set_write_buffer_limits(high=WRITE_CHUNK)
+        self.transport.set_write_buffer_limits(high=WRITE_CHUNK)
         self._parser = httptools.HttpRequestParser(self)
         self.server.connections.add(self)
         self._opened_at = self._head_since = self._loop.time()
@@ -988,7 +988,7 @@ class HTTP11Protocol(Connection):
                 self._unpause(_PAUSE_BODY)
 
     def push_promise(self, handler: BaseRequestHandler, request: Fields) -> BaseRequestHandler:
-        raise PushError("server push needs HTTP/2 (this is an HTTP/1.1 connection)")
+        raise PushDisabled("server push needs HTTP/2 (this is an HTTP/1.1 connection)")
 
     def resume_body(self, handler: BaseRequestHandler) -> None:
         if handler._deferred and handler.stream_id in self.handlers:

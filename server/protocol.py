@@ -24,14 +24,13 @@ from nghttp2_cffi import (
     PushDisabledError,
     RequestReceived,
     Session,
-    SettingCode,
     SettingsAcknowledged,
     StreamClosed,
     TrailersReceived,
 )
 
 from .connection import Connection, _content_length, _is_coroutine_function, _peer, _resolve
-from .errors import ClientDisconnected, InvalidResponse, PushError
+from .errors import ClientDisconnected, InvalidResponse, PushDisabled
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, HeaderList, Inbox
 
 if TYPE_CHECKING:
@@ -465,14 +464,14 @@ class HTTP2Protocol(Connection):
 
     def push_promise(self, handler: BaseRequestHandler, request: Fields) -> BaseRequestHandler:
         session = self.session
-        if session is None:
-            raise ConnectionError("the connection is closed")
-        if not session.remote_settings[SettingCode.ENABLE_PUSH]:
-            raise PushError("the client disabled server push (SETTINGS_ENABLE_PUSH = 0)")
+        if session is None or handler.stream_id not in self.handlers:
+            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
         try:
             promised_id = session.push_promise(handler.stream_id, request)
         except PushDisabledError as exc:
-            raise PushError("the client disabled server push") from exc
+            raise PushDisabled(
+                "the client disabled server push (SETTINGS_ENABLE_PUSH = 0)"
+            ) from exc
         promised = self.handler_class(self, promised_id)
         promised.pushed = True
         promised._started = promised._progress_at = self._loop.time()

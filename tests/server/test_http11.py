@@ -688,12 +688,6 @@ async def test_tutorial_deferred_body_over_http11_and_h2c(start_server, run, ser
 
 
 @needs_curl
-@pytest.mark.xfail(
-    strict=True,
-    reason="push() raises PushError where a push cannot go (HTTP/1.1; curl's h2c SETTINGS "
-    "disable push), so the push example answers 500; the removed binding dropped such a "
-    "push silently",
-)
 async def test_tutorial_push_example_over_http11_and_h2c(start_server, run, server_url):
     server = await start_server(TutorialPush)
     url = server_url(server, "/")
