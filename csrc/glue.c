@@ -557,12 +557,12 @@ static int n2c_on_frame_recv(nghttp2_session *session,
     return n2c_headers_event(s, N2C_EV_PUSH_PROMISE, sid,
                              frame->push_promise.promised_stream_id, 0);
   case NGHTTP2_RST_STREAM:
-#if !N2C_HAS_STREAM_RESET_RATE_LIMIT
-    /* No Rapid Reset limit in this libnghttp2 (CVE-2023-44487): count them. */
+    /* Rapid Reset (CVE-2023-44487).  libnghttp2's own limit, where it has
+     * one, is set looser and answers INTERNAL_ERROR; this one answers
+     * ENHANCE_YOUR_CALM, as RFC 9113 section 10.5 suggests. */
     if (n2c_glitch(s)) {
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
-#endif
     return n2c_event(s, N2C_EV_RST_STREAM, sid, frame->rst_stream.error_code,
                      0, 0, 0);
   case NGHTTP2_PRIORITY:

@@ -38,14 +38,15 @@ class Limits:
     #: resume a deferred body (then RST_STREAM INTERNAL_ERROR).
     response_timeout: Optional[float] = 60.0
     #: Frames that cost the server work but carry none (PING, SETTINGS,
-    #: PRIORITY, empty DATA, RST_STREAM on old libnghttp2...): a token bucket of
+    #: PRIORITY, empty DATA, RST_STREAM, tiny WINDOW_UPDATEs...): a token bucket of
     #: ``glitch_burst`` tokens refilled at ``glitch_rate`` per second; an empty
     #: bucket closes the connection with ENHANCE_YOUR_CALM.
     glitch_burst: int = 1000
     glitch_rate: int = 100
-    #: RST_STREAM frames from a client (Rapid Reset, CVE-2023-44487): a token
-    #: bucket in libnghttp2, ``(burst, per second)``.
-    stream_reset_rate: Tuple[int, int] = (1000, 33)
+    #: RST_STREAM frames from a client (Rapid Reset, CVE-2023-44487) count as
+    #: glitches; this second token bucket, in libnghttp2, ``(burst, per
+    #: second)``, is a looser backstop (it answers INTERNAL_ERROR).
+    stream_reset_rate: Tuple[int, int] = (2000, 66)
     #: CONTINUATION frames per header block (the 2024 CONTINUATION floods).
     max_continuations: int = 8
 
