@@ -457,7 +457,7 @@ def run_impls(impls: list[str], args: argparse.Namespace) -> dict[str, dict[str,
     ...), so that a change in the machine's load hits all of them alike; each
     figure is the best run.
     """
-    warmup = args.warmup if args.warmup is not None else (0.5 if IS_PYPY else 0.05)
+    warmup = args.warmup if args.warmup is not None else (1.0 if IS_PYPY else 0.05)
     factories: dict[str, dict[str, tuple[Exchange, Check]]] = {}
     for impl in impls:
         try:
@@ -595,6 +595,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "python": sys.version.split()[0],
                 "implementation": platform.python_implementation(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "load_average": os.getloadavg()[0],
                 "unit": "microseconds per exchange (best of repeats)",
                 "results": results,
             },
@@ -605,7 +606,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         print(
             f"Python {sys.version.split()[0]} ({platform.python_implementation()}), "
-            f"{os.cpu_count()} cores; best of {args.repeats}"
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; "
+            f"best of {args.repeats}"
         )
         print(table(results, args.workloads))
     return 0
