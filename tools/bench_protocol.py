@@ -508,14 +508,14 @@ def _pypy_python() -> Path:
     return python
 
 
-def run_pypy(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def run_pypy(impls: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
     python = _pypy_python()
     cmd = [
         str(python),
         str(Path(__file__).resolve()),
         "--worker",
         "--impls",
-        "ours,h2",
+        ",".join(impls),
         "--repeats",
         str(args.repeats),
         "--target",
@@ -588,7 +588,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.pypy is None:
         args.pypy = PYPY.exists() and not IS_PYPY
     if args.pypy:
-        results.update(run_pypy(args))
+        pypy_impls = [i for i in impls if i != "ngh2"]  # ngh2 is built for CPython only
+        if pypy_impls:
+            results.update(run_pypy(pypy_impls, args))
     if args.json:
         json.dump(
             {
@@ -596,7 +598,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "implementation": platform.python_implementation(),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "load_average": os.getloadavg()[0],
-                "unit": "microseconds per exchange (best of repeats)",
+                "unit": "CPU microseconds per exchange, best of the repeats",
                 "results": results,
             },
             sys.stdout,
