@@ -42,6 +42,9 @@ PROBED = {
     "MAX_OUTBOUND_ACK": "nghttp2_option_set_max_outbound_ack",
     "NO_RFC9113_WS_VALIDATION": "nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation",
     "SERVER_FALLBACK_RFC7540_PRIORITIES": "nghttp2_option_set_server_fallback_rfc7540_priorities",
+    # RFC 9218 (1.53+): read a stream's priority, parse a Priority field.
+    "EXTPRI_GET": "nghttp2_session_get_extpri_stream_priority",
+    "EXTPRI_PARSE": "nghttp2_extpri_parse_priority",
 }
 
 

@@ -22,6 +22,8 @@
 #define N2C_HAS_NO_RFC9113_WS_VALIDATION N2C_PROBED_NO_RFC9113_WS_VALIDATION
 #define N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES \
   N2C_PROBED_SERVER_FALLBACK_RFC7540_PRIORITIES
+#define N2C_HAS_EXTPRI_GET N2C_PROBED_EXTPRI_GET
+#define N2C_HAS_EXTPRI_PARSE N2C_PROBED_EXTPRI_PARSE
 
 #define N2C_EV_WORDS 6
 #define N2C_EV_HEADERS 1        /* a=category b=end_stream c=off d=len */
@@ -35,6 +37,10 @@
 #define N2C_EV_WINDOW_UPDATE 9  /* a=increment */
 #define N2C_EV_WANT_DATA 10     /* a=bytes nghttp2 asked for */
 #define N2C_EV_GOAWAY_SENT 11   /* a=last_stream_id b=error_code */
+/* An RFC 9218 Priority field value: a=0 from a request's `priority` header
+ * field (only where nghttp2 cannot be asked for the stream's priority),
+ * a=1 from a PRIORITY_UPDATE frame; c=off d=len. */
+#define N2C_EV_PRIORITY 12
 
 #define N2C_BODY_NONE 0
 #define N2C_BODY_PROVIDER 1
@@ -512,6 +518,16 @@ static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
       n2c_put_bytes(s, value, valuelen) || n2c_put_bytes(s, &nul, 1)) {
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
+#if !N2C_HAS_EXTPRI_GET
+  /* nghttp2 cannot tell Python a stream's priority: Python follows the
+   * request's signal itself (the value is in pl, just copied). */
+  if (namelen == 8 && frame->hd.type == NGHTTP2_HEADERS &&
+      frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+      memcmp(name, "priority", 8) == 0) {
+    return n2c_event(s, N2C_EV_PRIORITY, frame->hd.stream_id, 0, 0,
+                     (int64_t)(s->pl_len - valuelen - 1), (int64_t)valuelen);
+  }
+#endif
   return 0;
 }
 
@@ -567,6 +583,15 @@ static int n2c_on_frame_recv(nghttp2_session *session,
                      0, 0, 0);
   case NGHTTP2_PRIORITY:
     return n2c_glitch(s) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+  case NGHTTP2_PRIORITY_UPDATE: {
+    /* Delivered only to servers that enabled it (builtin extension type). */
+    const nghttp2_ext_priority_update *pu = frame->ext.payload;
+    if (n2c_glitch(s)) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return n2c_event_pl(s, N2C_EV_PRIORITY, pu->stream_id, 1, 0,
+                        pu->field_value, pu->field_value_len);
+  }
   case NGHTTP2_SETTINGS: {
     size_t i, off = s->pl_len;
     if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && n2c_glitch(s)) {
@@ -1019,6 +1044,30 @@ int n2c_option_set_server_fallback_rfc7540_priorities(nghttp2_option *o,
   return 0;
 #else
   (void)o, (void)val;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+/* ---- RFC 9218 calls from newer libraries --------------------------------- */
+
+int n2c_session_get_extpri_stream_priority(nghttp2_session *session,
+                                           nghttp2_extpri *extpri,
+                                           int32_t stream_id) {
+#if N2C_HAS_EXTPRI_GET
+  return nghttp2_session_get_extpri_stream_priority(session, extpri,
+                                                    stream_id);
+#else
+  (void)session, (void)extpri, (void)stream_id;
+  return NGHTTP2_ERR_INVALID_STATE;
+#endif
+}
+
+int n2c_extpri_parse_priority(nghttp2_extpri *extpri, const uint8_t *value,
+                              size_t len) {
+#if N2C_HAS_EXTPRI_PARSE
+  return nghttp2_extpri_parse_priority(extpri, value, len);
+#else
+  (void)extpri, (void)value, (void)len;
   return NGHTTP2_ERR_INVALID_STATE;
 #endif
 }

@@ -15,6 +15,8 @@ static const int N2C_HAS_MAX_SETTINGS;
 static const int N2C_HAS_MAX_OUTBOUND_ACK;
 static const int N2C_HAS_NO_RFC9113_WS_VALIDATION;
 static const int N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES;
+static const int N2C_HAS_EXTPRI_GET;            /* nghttp2_session_get_extpri_stream_priority */
+static const int N2C_HAS_EXTPRI_PARSE;          /* nghttp2_extpri_parse_priority */
 
 /* One event record is N2C_EV_WORDS int64 words:
  * kind, stream_id, a, b, c, d  (meaning of a..d per kind, see glue.c). */
@@ -30,6 +32,7 @@ static const int N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES;
 #define N2C_EV_WINDOW_UPDATE ...
 #define N2C_EV_WANT_DATA ...
 #define N2C_EV_GOAWAY_SENT ...
+#define N2C_EV_PRIORITY ...
 
 /* In-memory bodies: a stream whose DATA nghttp2 reads from these. */
 #define N2C_BODY_NONE ...
@@ -113,6 +116,15 @@ int n2c_option_set_max_settings(nghttp2_option *o, size_t val);
 int n2c_option_set_max_outbound_ack(nghttp2_option *o, size_t val);
 int n2c_option_set_no_rfc9113_leading_and_trailing_ws_validation(nghttp2_option *o, int val);
 int n2c_option_set_server_fallback_rfc7540_priorities(nghttp2_option *o, int val);
+
+/* RFC 9218 calls newer than 1.52: NGHTTP2_ERR_INVALID_STATE without them
+ * (see N2C_HAS_EXTPRI_*).  Python then follows the client's signals itself,
+ * from the N2C_EV_PRIORITY events of `priority` request header fields. */
+int n2c_session_get_extpri_stream_priority(nghttp2_session *session,
+                                           nghttp2_extpri *extpri,
+                                           int32_t stream_id);
+int n2c_extpri_parse_priority(nghttp2_extpri *extpri, const uint8_t *value,
+                              size_t len);
 
 /* HPACK over NUL-joined blocks. */
 size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,

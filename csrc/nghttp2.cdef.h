@@ -304,6 +304,7 @@ void nghttp2_option_set_no_auto_ping_ack(nghttp2_option *option, int val);
 void nghttp2_option_set_max_send_header_block_length(nghttp2_option *option, size_t val);
 void nghttp2_option_set_max_deflate_dynamic_table_size(nghttp2_option *option, size_t val);
 void nghttp2_option_set_no_closed_streams(nghttp2_option *option, int val);
+void nghttp2_option_set_builtin_recv_extension_type(nghttp2_option *option, uint8_t type);
 
 /* ---- sessions ------------------------------------------------------------ */
 int nghttp2_session_client_new2(nghttp2_session **session_ptr,
@@ -379,6 +380,25 @@ int nghttp2_submit_window_update(nghttp2_session *session, uint8_t flags,
     int32_t stream_id, int32_t window_size_increment);
 int nghttp2_session_set_local_window_size(nghttp2_session *session,
     uint8_t flags, int32_t stream_id, int32_t window_size);
+
+/* ---- RFC 9218 extensible priorities (1.49+; the getter and the parser are
+ * newer: see n2c_session_get_extpri_stream_priority in glue.cdef.h) ---- */
+#define NGHTTP2_EXTPRI_DEFAULT_URGENCY ...
+#define NGHTTP2_EXTPRI_URGENCY_HIGH ...
+#define NGHTTP2_EXTPRI_URGENCY_LOW ...
+typedef struct nghttp2_extpri {
+    uint32_t urgency;
+    int inc;
+} nghttp2_extpri;
+typedef struct {
+    int32_t stream_id;
+    uint8_t *field_value;
+    size_t field_value_len;
+} nghttp2_ext_priority_update;
+int nghttp2_submit_priority_update(nghttp2_session *session, uint8_t flags,
+    int32_t stream_id, const uint8_t *field_value, size_t field_value_len);
+int nghttp2_session_change_extpri_stream_priority(nghttp2_session *session,
+    int32_t stream_id, const nghttp2_extpri *extpri, int ignore_client_signal);
 
 /* ---- HPACK ------------------------------------------------------------- */
 typedef struct nghttp2_hd_deflater nghttp2_hd_deflater;

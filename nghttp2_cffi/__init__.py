@@ -29,6 +29,7 @@ from .events import (
     InformationalResponseReceived,
     PingAcknowledged,
     PingReceived,
+    PriorityUpdated,
     PushPromiseReceived,
     RequestReceived,
     ResponseReceived,
@@ -48,12 +49,14 @@ from .hpack import (
     print_hd_table,
 )
 from .library import FEATURES, VERSION, VERSION_NUM
+from .priority import DEFAULT_PRIORITY, Priority, parse_priority
 from .session import Session, encode_headers
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_HEADER_TABLE_SIZE",
+    "DEFAULT_PRIORITY",
     "DEFLATE_MAX_HEADER_TABLE_SIZE",
     "FEATURES",
     "VERSION",
@@ -77,6 +80,8 @@ __all__ = [
     "NoAvailableStreamIDError",
     "PingAcknowledged",
     "PingReceived",
+    "Priority",
+    "PriorityUpdated",
     "ProtocolError",
     "PushDisabledError",
     "PushPromiseReceived",
@@ -96,5 +101,6 @@ __all__ = [
     "encode_headers",
     "ffi",
     "lib",
+    "parse_priority",
     "print_hd_table",
 ]

@@ -5,7 +5,10 @@ bytes, exactly as received.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .priority import Priority
 
 Header = Tuple[bytes, bytes]
 Headers = List[Header]
@@ -112,6 +115,20 @@ class PushPromiseReceived(Event):
         self.stream_id = stream_id
         self.promised_stream_id = promised_stream_id
         self.headers = headers
+
+
+class PriorityUpdated(Event):
+    """The client sent PRIORITY_UPDATE (RFC 9218) for ``stream_id`` (server
+    side, when the server schedules by RFC 9218): ``priority`` is the
+    :class:`~nghttp2_cffi.priority.Priority` it asks for, None when
+    ``field_value`` does not parse (nghttp2 then keeps the old one)."""
+
+    __slots__ = ("stream_id", "priority", "field_value")
+
+    def __init__(self, stream_id: int, priority: Optional[Priority], field_value: bytes) -> None:
+        self.stream_id = stream_id
+        self.priority = priority
+        self.field_value = field_value
 
 
 class SettingsReceived(Event):

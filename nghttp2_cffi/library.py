@@ -22,4 +22,9 @@ FEATURES: dict[str, bool] = {
     "max_outbound_ack": bool(lib.N2C_HAS_MAX_OUTBOUND_ACK),
     "no_rfc9113_leading_and_trailing_ws_validation": bool(lib.N2C_HAS_NO_RFC9113_WS_VALIDATION),
     "server_fallback_rfc7540_priorities": bool(lib.N2C_HAS_SERVER_FALLBACK_RFC7540_PRIORITIES),
+    # RFC 9218: nghttp2_session_get_extpri_stream_priority and
+    # nghttp2_extpri_parse_priority (1.53+); without them the Session follows
+    # the client's priority signals itself and parses Priority fields in Python.
+    "extpri_get": bool(lib.N2C_HAS_EXTPRI_GET),
+    "extpri_parse": bool(lib.N2C_HAS_EXTPRI_PARSE),
 }

@@ -25,6 +25,7 @@ from .errors import (
     check,
     error_for,
 )
+from .priority import DEFAULT_PRIORITY, Priority, PriorityInput, as_priority, parse_priority
 
 HeaderInput = Iterable[Tuple[Union[bytes, str], Union[bytes, str]]]
 BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
@@ -49,6 +50,8 @@ _EV_PUSH_PROMISE = lib.N2C_EV_PUSH_PROMISE
 _EV_WINDOW_UPDATE = lib.N2C_EV_WINDOW_UPDATE
 _EV_WANT_DATA = lib.N2C_EV_WANT_DATA
 _EV_GOAWAY_SENT = lib.N2C_EV_GOAWAY_SENT
+_EV_PRIORITY = lib.N2C_EV_PRIORITY
+_NO_RFC7540_PRIORITIES = SettingCode.NO_RFC7540_PRIORITIES
 _BODY_NONE = lib.N2C_BODY_NONE
 _BODY_PROVIDER = lib.N2C_BODY_PROVIDER
 
@@ -167,6 +170,13 @@ class Session:
     :class:`~nghttp2_cffi.errors.FloodedError` from :meth:`receive_data`.
     ``window_update_events=False`` drops :class:`WindowUpdated` events, which
     a server rarely needs.
+
+    Priorities (RFC 9218): a server that announces
+    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in ``settings`` sends the responses
+    of the most urgent streams first, as clients ask with ``priority`` header
+    fields and PRIORITY_UPDATE frames (see :meth:`get_stream_priority`);
+    ``fallback_rfc7540_priorities`` keeps RFC 7540 scheduling for clients
+    that do not announce the setting themselves.
     """
 
     def __init__(
@@ -186,6 +196,7 @@ class Session:
         max_header_list_size: Optional[int] = None,
         glitch_limit: Optional[tuple[int, int]] = None,
         window_update_events: bool = True,
+        fallback_rfc7540_priorities: bool = False,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
@@ -201,6 +212,8 @@ class Session:
             max_deflate_dynamic_table_size=max_deflate_dynamic_table_size,
             peer_max_concurrent_streams=peer_max_concurrent_streams,
             no_http_messaging=not http_messaging,
+            server=side == "server",
+            fallback_rfc7540_priorities=fallback_rfc7540_priorities,
         )
         rv = ffi.new("int *")
         try:
@@ -223,6 +236,16 @@ class Session:
         self._provided = False  # a body got data during a send: send again
         self._error: Optional[BaseException] = None
         self._trailers: tuple[bytes, int] = (b"", 0)  # from _body_plan to _attach
+        # RFC 9218: what we announced, whether RFC 7540 remains for clients
+        # that do not announce it, and, where nghttp2 cannot be asked, the
+        # priorities its scheduler follows (stream id -> Priority; client
+        # signals for the ids in _priority_fixed are ignored).
+        self._no_rfc7540_priorities = 0
+        self._fallback_rfc7540 = bool(fallback_rfc7540_priorities) and side == "server"
+        self._priorities: dict[int, Priority] = {}
+        self._priority_fixed: set[int] = set()
+        # stream id -> (priority before its header block, the block's so far)
+        self._header_priorities: dict[int, tuple[Priority, Optional[Priority]]] = {}
         self.update_settings(DEFAULT_SETTINGS if settings is None else settings)
 
     # ---- lifetime ------------------------------------------------------
@@ -329,6 +352,8 @@ class Session:
             elif kind == _EV_STREAM_CLOSED:
                 if self._bodies:
                     self._bodies.pop(sid, None)
+                if self._priorities:
+                    self._forget_priority(sid)
                 append(_StreamClosed(sid, a))
             elif kind == _EV_WANT_DATA:
                 self._want_data(sid, a)
@@ -349,6 +374,44 @@ class Session:
                 append(ev.GoAwayReceived(a, b, pl[c : c + d]))
             elif kind == _EV_GOAWAY_SENT:
                 append(ev.GoAwaySent(a, b))
+            elif kind == _EV_PRIORITY:
+                self._priority_signal(sid, a, pl[c : c + d])
+
+    def _priority_signal(self, sid: int, from_frame: int, value: bytes) -> None:
+        """A client's priority signal: a PRIORITY_UPDATE (an event) or, where
+        nghttp2 cannot be asked for a stream's priority, a ``priority``
+        request header field; _priorities then follows nghttp2's rules."""
+        priority: Optional[Priority]
+        if from_frame:
+            try:
+                priority = parse_priority(value)
+            except ValueError:
+                priority = None  # nghttp2 keeps the stream's priority
+            self._events.append(ev.PriorityUpdated(sid, priority, value))
+        if lib.N2C_HAS_EXTPRI_GET or sid in self._priority_fixed:
+            return
+        if not from_frame:
+            # The fields of one header block add up, and one bad field voids
+            # them all: the stream keeps what it had before the block.
+            before, so_far = self._header_priorities.get(
+                sid, (self._priorities.get(sid, DEFAULT_PRIORITY), DEFAULT_PRIORITY)
+            )
+            if so_far is not None:
+                try:
+                    so_far = parse_priority(value, so_far)
+                except ValueError:
+                    so_far = None
+            self._header_priorities[sid] = (before, so_far)
+            priority = before if so_far is None else so_far
+        if priority is not None:
+            # Every stream id in _header_priorities or _priority_fixed is
+            # also here: StreamClosed forgets them when this is not empty.
+            self._priorities[sid] = priority
+
+    def _forget_priority(self, sid: int) -> None:
+        self._priorities.pop(sid, None)
+        self._header_priorities.pop(sid, None)
+        self._priority_fixed.discard(sid)
 
     # ---- sending -------------------------------------------------------
 
@@ -629,6 +692,8 @@ class Session:
             entries[i].settings_id = int(key)
             entries[i].value = int(value)
         check(lib.nghttp2_submit_settings(self._live, 0, entries, len(settings)))
+        if _NO_RFC7540_PRIORITIES in settings:
+            self._no_rfc7540_priorities = int(settings[_NO_RFC7540_PRIORITIES])
 
     def ping(self, data: bytes = b"\0" * 8) -> None:
         if len(data) != 8:
@@ -740,6 +805,99 @@ class Session:
     def outbound_queue_size(self) -> int:
         return int(lib.nghttp2_session_get_outbound_queue_size(self._live))
 
+    # ---- priorities (RFC 9218) ------------------------------------------
+
+    @property
+    def extensible_priorities(self) -> bool:
+        """Whether this session schedules (server) or signals (client) by
+        RFC 9218: the server announced ``SETTINGS_NO_RFC7540_PRIORITIES = 1``
+        and, with ``fallback_rfc7540_priorities``, the client did too."""
+        raw = self._live
+        if self.side == "client":
+            return lib.nghttp2_session_get_remote_settings(raw, _NO_RFC7540_PRIORITIES) == 1
+        if self._no_rfc7540_priorities != 1:
+            return False
+        return not self._fallback_rfc7540 or (
+            lib.nghttp2_session_get_remote_settings(raw, _NO_RFC7540_PRIORITIES) == 1
+        )
+
+    def get_stream_priority(self, stream_id: int) -> Priority:
+        """The priority the scheduler gives ``stream_id`` (server side): what
+        the client asked for in its ``priority`` header field or a later
+        PRIORITY_UPDATE, or what :meth:`set_stream_priority` set.  Urgency 3,
+        not incremental, when nobody said otherwise or the session does not
+        schedule by RFC 9218 (:attr:`extensible_priorities`).
+
+        libnghttp2 1.53+ is asked; with older ones (Debian 12's 1.52) the
+        session follows the same signals itself.
+        """
+        raw = self._live
+        if self.side != "server":
+            raise InvalidArgumentError(
+                lib.NGHTTP2_ERR_INVALID_STATE, "a stream's priority is kept by the server side"
+            )
+        if lib.nghttp2_session_get_stream_local_close(raw, stream_id) < 0:
+            raise StreamClosedError(
+                lib.NGHTTP2_ERR_STREAM_CLOSED, f"stream {stream_id} is closed or unknown"
+            )
+        if not self.extensible_priorities:
+            return DEFAULT_PRIORITY
+        if lib.N2C_HAS_EXTPRI_GET:
+            extpri = ffi.new("nghttp2_extpri *")
+            extpri.urgency = DEFAULT_PRIORITY.urgency
+            check(lib.n2c_session_get_extpri_stream_priority(raw, extpri, stream_id))
+            return Priority(int(extpri.urgency), bool(extpri.inc))
+        return self._priorities.get(stream_id, DEFAULT_PRIORITY)
+
+    def set_stream_priority(
+        self,
+        stream_id: int,
+        priority: PriorityInput,
+        *,
+        ignore_client_signal: bool = False,
+    ) -> None:
+        """Reschedule ``stream_id`` (server side): ``priority`` is a
+        :class:`~nghttp2_cffi.priority.Priority`, ``(urgency, incremental)``
+        or an urgency 0 (highest) to 7.  ``ignore_client_signal``: later
+        PRIORITY_UPDATEs from the client no longer change it.  Does nothing
+        when the session does not schedule by RFC 9218."""
+        p = as_priority(priority)
+        raw = self._live
+        if self.side != "server":
+            raise InvalidArgumentError(
+                lib.NGHTTP2_ERR_INVALID_STATE,
+                "clients reprioritize with send_priority_update()",
+            )
+        extpri = ffi.new("nghttp2_extpri *")
+        extpri.urgency = p.urgency
+        extpri.inc = int(p.incremental)
+        rv = lib.nghttp2_session_change_extpri_stream_priority(
+            raw, stream_id, extpri, int(ignore_client_signal)
+        )
+        if rv == lib.NGHTTP2_ERR_INVALID_ARGUMENT:
+            raise StreamClosedError(
+                lib.NGHTTP2_ERR_STREAM_CLOSED, f"stream {stream_id} is closed or unknown"
+            )
+        check(rv)
+        if not lib.N2C_HAS_EXTPRI_GET and self.extensible_priorities:
+            self._priorities[stream_id] = p
+            if ignore_client_signal:
+                self._priority_fixed.add(stream_id)
+
+    def send_priority_update(self, stream_id: int, priority: PriorityInput) -> None:
+        """Ask the server to reschedule ``stream_id`` with a PRIORITY_UPDATE
+        frame (client side; RFC 9218 section 7.1).  ``priority`` as for
+        :meth:`set_stream_priority`.  Nothing is sent to a server that did not
+        announce ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` (it would not listen)."""
+        p = as_priority(priority)
+        raw = self._live
+        if self.side != "client":
+            raise InvalidArgumentError(
+                lib.NGHTTP2_ERR_INVALID_STATE, "servers reprioritize with set_stream_priority()"
+            )
+        value = p.field_value()
+        check(lib.nghttp2_submit_priority_update(raw, 0, stream_id, value, len(value)))
+
     def has_open_body(self, stream_id: int) -> bool:
         """Whether the stream still has body data queued or to come."""
         return stream_id in self._bodies
@@ -787,6 +945,8 @@ def _new_option(
     max_deflate_dynamic_table_size: Optional[int],
     peer_max_concurrent_streams: Optional[int],
     no_http_messaging: bool,
+    server: bool = False,
+    fallback_rfc7540_priorities: bool = False,
 ) -> Any:
     pp = ffi.new("nghttp2_option **")
     check(lib.nghttp2_option_new(pp))
@@ -802,6 +962,13 @@ def _new_option(
             lib.nghttp2_option_set_max_send_header_block_length(o, max_send_header_block_length)
         if max_deflate_dynamic_table_size is not None:
             lib.nghttp2_option_set_max_deflate_dynamic_table_size(o, max_deflate_dynamic_table_size)
+        if server:
+            # Without it nghttp2 drops PRIORITY_UPDATE frames unread.
+            lib.nghttp2_option_set_builtin_recv_extension_type(o, lib.NGHTTP2_PRIORITY_UPDATE)
+            if fallback_rfc7540_priorities and (
+                lib.n2c_option_set_server_fallback_rfc7540_priorities(o, 1) != 0
+            ):
+                raise _unsupported("fallback_rfc7540_priorities")
         optional = (
             ("max_continuations", max_continuations, lib.n2c_option_set_max_continuations),
             ("max_settings", max_settings, lib.n2c_option_set_max_settings),

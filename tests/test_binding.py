@@ -237,6 +237,8 @@ def test_feature_flags():
         "max_outbound_ack",
         "no_rfc9113_leading_and_trailing_ws_validation",
         "server_fallback_rfc7540_priorities",
+        "extpri_get",
+        "extpri_parse",
     }
     assert all(isinstance(v, bool) for v in FEATURES.values())
     # Compiled with the guards for the present version.
