@@ -8,6 +8,7 @@ by nghttp2 straight from memory.  No I/O happens here.
 
 from __future__ import annotations
 
+import platform
 import struct
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
@@ -65,6 +66,12 @@ _send = lib.n2c_send
 _submit_response = lib.n2c_submit_response
 _submit_request = lib.n2c_submit_request
 _provide = lib.n2c_provide
+# Bodies stay in C's hands after the call that gives them (NO_COPY).  CPython
+# never moves a bytes object; PyPy's GC may, and a bytes argument is valid
+# only during the call: there C gets a buffer pinned by ffi.from_buffer,
+# which Python keeps for as long as C may read it (STYLE.md, pitfall 5).
+_PYPY = platform.python_implementation() == "PyPy"
+_pin = ffi.from_buffer
 _settings_entries = struct.Struct(">HI").iter_unpack
 
 
@@ -123,8 +130,9 @@ class _OutBody:
 
     __slots__ = ("held", "ended", "reader")
 
-    def __init__(self, first: Optional[bytes], ended: bool, reader: Any = None) -> None:
-        self.held: list[bytes] = [first] if first else []  # pieces C may still read
+    def __init__(self, first: Any, ended: bool, reader: Any = None) -> None:
+        # The pieces C may still read (bytes, or pinned buffers on PyPy).
+        self.held: list[Any] = [] if first is None else [first]
         self.ended = ended  # end_stream given: no send_data after it
         self.reader = reader
 
@@ -489,7 +497,8 @@ class Session:
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
         sid = _submit_request(
-            self._s, block, len(block), n, kind, chunk or _NULL, len(chunk or b""), eof
+            self._s, block, len(block), n, kind, _NULL if chunk is None else chunk,
+            0 if chunk is None else len(chunk), eof
         )
         check(sid)
         self._attach(sid, state, trailers)
@@ -507,7 +516,7 @@ class Session:
         """Answer a request (server side); ``body`` as for :meth:`send_request`."""
         block, n = encode_headers(headers)
         if end_stream and trailers is None:  # the common cases: no body, bytes
-            if body is None:
+            if body is None or body == b"":
                 rv = _submit_response(
                     self._s, stream_id, block, len(block), n, _BODY_NONE, _NULL, 0, 0
                 )
@@ -515,12 +524,13 @@ class Session:
                     check(rv)
                 return
             if body.__class__ is bytes:
+                c_body = _pin(body) if _PYPY else body
                 rv = _submit_response(
-                    self._s, stream_id, block, len(block), n, _BODY_PROVIDER, body, len(body), 1
+                    self._s, stream_id, block, len(block), n, _BODY_PROVIDER, c_body, len(body), 1
                 )
                 if rv:
                     check(rv)
-                self._bodies[stream_id] = body  # C reads it until the stream closes
+                self._bodies[stream_id] = c_body  # C reads it until the stream closes
                 return
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
@@ -532,8 +542,8 @@ class Session:
                 len(block),
                 n,
                 kind,
-                chunk or _NULL,
-                len(chunk or b""),
+                _NULL if chunk is None else chunk,
+                0 if chunk is None else len(chunk),
                 eof,
             )
         )
@@ -541,19 +551,21 @@ class Session:
 
     def _body_plan(
         self, body: Any, end_stream: bool, trailers: Optional[HeaderInput]
-    ) -> tuple[int, Optional[bytes], int, Any]:
-        """(glue body kind, first chunk, eof, what Python keeps)."""
+    ) -> tuple[int, Any, int, Any]:
+        """(glue body kind, first chunk for C (None or non-empty), eof, what
+        Python keeps)."""
         if trailers is not None:
             # Checked before the headers are submitted; _attach sets them.
             self._trailers = _fields(trailers)
-        if body is None:
+        if body is None or body == b"":
             if end_stream and trailers is None:
                 return _BODY_NONE, None, 0, None
             return _BODY_PROVIDER, None, int(end_stream), _OutBody(None, end_stream)
         if body.__class__ is bytes:
+            c_body = _pin(body) if _PYPY else body
             if end_stream:
-                return _BODY_PROVIDER, body, 1, body
-            return _BODY_PROVIDER, body, 0, _OutBody(body, False)
+                return _BODY_PROVIDER, c_body, 1, c_body
+            return _BODY_PROVIDER, c_body, 0, _OutBody(c_body, False)
         return _BODY_PROVIDER, None, 0, _OutBody(None, False, reader=body)
 
     def _attach(self, sid: int, state: Any, trailers: Optional[HeaderInput]) -> None:
@@ -608,8 +620,9 @@ class Session:
     def _feed(self, sid: int, out: _OutBody, chunk: Optional[bytes], eof: bool) -> None:
         """Give C the next piece of a body (or only its end)."""
         if chunk:
-            held = _provide(self._s, sid, chunk, len(chunk), eof)
-            out.held.append(chunk)
+            c_chunk = _pin(chunk) if _PYPY else chunk
+            held = _provide(self._s, sid, c_chunk, len(chunk), eof)
+            out.held.append(c_chunk)
         else:
             held = _provide(self._s, sid, _NULL, 0, eof)
         if held < 0:

@@ -721,3 +721,37 @@ def test_100k_exchanges_on_one_session_stay_bounded():
     assert before is not None
     growth = rss() - before
     assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
+
+
+def test_bodies_survive_garbage_collection_while_c_holds_them():
+    """C reads a body after the call that gave it; on PyPy the GC may move a
+    bytes object by then, unless the Session pins it (regression test)."""
+    import gc
+
+    from nghttp2_cffi import DataReceived
+
+    client, server = Session("client"), Session("server")
+    body = bytes(range(256)) * 1200  # 300 KiB, past the 64 KiB windows
+    for streamed in (True, False):
+        sid = client.send_request(REQUEST)
+        server.receive_data(client.data_to_send())
+        if streamed:
+            server.send_response(sid, [(":status", "200")], end_stream=False)
+            for i in range(0, len(body), 50_000):
+                server.send_data(sid, bytes(body[i : i + 50_000]))
+                gc.collect()
+            server.end_stream(sid)
+        else:
+            server.send_response(sid, [(":status", "200")], bytes(body))
+            gc.collect()
+        got = bytearray()
+        for _ in range(200):
+            out = server.data_to_send()
+            gc.collect()
+            got += b"".join(
+                e.data for e in client.receive_data(out) if isinstance(e, DataReceived)
+            )
+            server.receive_data(client.data_to_send())
+            if len(got) >= len(body):
+                break
+        assert bytes(got) == body
