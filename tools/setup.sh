@@ -49,5 +49,8 @@ if [ -e .venv ] && ! .venv/bin/python -c '' >/dev/null 2>&1; then
     rm -rf .venv
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# `python build_ffi.py` leaves _nghttp2.cpython-*.so in the tree, which
+# CPython imports before the _nghttp2.abi3.so that pip builds: drop it.
+rm -f nghttp2_cffi/_nghttp2.cpython-*.so
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 echo "setup: ready ($(.venv/bin/python -c 'import sys, nghttp2_cffi as n; print(sys.implementation.name, sys.version.split()[0], "/ libnghttp2", n.VERSION)'))"
