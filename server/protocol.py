@@ -27,6 +27,7 @@ from nghttp2_cffi import (
     SettingsAcknowledged,
     StreamClosed,
     TrailersReceived,
+    lib,
 )
 
 from .connection import Connection, _content_length, _is_coroutine_function, _peer, _resolve
@@ -319,6 +320,9 @@ class HTTP2Protocol(Connection):
         if event.end_stream:
             if handler._inbox is not None:
                 handler._inbox.close()
+            limit = self.limits.max_body_size
+            if limit is not None and handler._received > limit and handler.method != b"CONNECT":
+                return  # refused with a 413 (_body_too_large): not the handler's to answer
             self._call(handler, handler.on_request_done)
 
     def _body_too_large(self, handler: BaseRequestHandler, size: int) -> bool:
@@ -341,11 +345,32 @@ class HTTP2Protocol(Connection):
                     [(b":status", b"413"), (b"content-type", b"text/plain")],
                     _TOO_LARGE_BODY,
                 )
-                # Stop the upload: the answer is complete (RFC 9113 8.1).
-                session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
-            else:
+                # Stop the upload once the answer is out (RFC 9113 8.1): an
+                # RST_STREAM queued now would go first and discard the answer.
+                self._loop.call_soon(self._stop_upload, handler)
+            elif handler.status != 413:
                 session.reset_stream(handler.stream_id, _CANCEL)
+            elif self._answer_sent(handler.stream_id):
+                session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
         return True
+
+    def _answer_sent(self, stream_id: int) -> bool:
+        """Whether the response of ``stream_id`` has gone out to its END_STREAM."""
+        session = self.session
+        return (
+            session is not None
+            and lib.nghttp2_session_get_stream_local_close(session.raw, stream_id) == 1
+        )
+
+    def _stop_upload(self, handler: BaseRequestHandler) -> None:
+        """After a 413: RST_STREAM NO_ERROR once the answer is out (else the
+        next DATA frame of the upload tries again, in _body_too_large)."""
+        session = self.session
+        if session is None or self.handlers.get(handler.stream_id) is not handler:
+            return
+        if self._answer_sent(handler.stream_id):
+            session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
+            self.flush()
 
     def _fail(self, handler: BaseRequestHandler) -> None:
         session = self.session
