@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode, urlsplit
 
 from nghttp2_cffi import ErrorCode
+from nghttp2_cffi.priority import PriorityInput, as_priority
 
 from .connection import (
     DEFAULT_MAX_PUSHES,
@@ -330,6 +331,7 @@ class Client:
         content: Content = None,
         params: Optional[Mapping[str, Any]] = None,
         timeout: Union[Timeout, float, None] = _UNSET,
+        priority: Optional[PriorityInput] = None,
     ) -> Response:
         """Send a request and read the whole response.
 
@@ -337,9 +339,17 @@ class Client:
         of this client's origin.  ``content``: bytes or str (UTF-8), or a
         body streamed from an async iterable, an iterable of bytes or a
         file-like object, as the server's flow control allows.
+        ``priority``: ``(urgency, incremental)`` or an urgency, 0 (most
+        urgent) to 7, sent as the RFC 9218 ``priority`` header field.
         """
         async with self.stream(
-            method, url, headers=headers, content=content, params=params, timeout=timeout
+            method,
+            url,
+            headers=headers,
+            content=content,
+            params=params,
+            timeout=timeout,
+            priority=priority,
         ) as response:
             await response.aread()
         return response
@@ -374,12 +384,14 @@ class Client:
         content: Content = None,
         params: Optional[Mapping[str, Any]] = None,
         timeout: Union[Timeout, float, None] = _UNSET,
+        priority: Optional[PriorityInput] = None,
     ) -> _StreamContext:
         """``async with client.stream("GET", path) as r:`` — ``r`` has its
         status and headers; read the body with ``r.aiter_bytes()`` at your
         own pace (the server waits for you).  Leaving the block early
-        resets the stream."""
-        return _StreamContext(self, method, url, headers, content, params, timeout)
+        resets the stream.  ``priority`` as for :meth:`request`;
+        ``r.set_priority()`` changes it later."""
+        return _StreamContext(self, method, url, headers, content, params, timeout, priority)
 
     def _target(self, url: str, params: Optional[Mapping[str, Any]]) -> str:
         if "://" in url:
@@ -407,6 +419,7 @@ class Client:
         content: Content,
         params: Optional[Mapping[str, Any]],
         timeout: Any,
+        priority: Optional[PriorityInput] = None,
     ) -> Response:
         t = self.timeout if timeout is _UNSET else Timeout.of(timeout)
         path = self._target(url, params)
@@ -429,6 +442,10 @@ class Client:
         ]
         fields += [f for f in self.headers if f[0] not in names]
         fields += fields_extra
+        if priority is not None:
+            value = as_priority(priority).field_value()
+            if value:  # the default priority goes without saying
+                fields.append((b"priority", value))
         streaming = _is_streaming(content)
         body: Any = None
         if not streaming and content is not None:
@@ -514,8 +531,9 @@ class _StreamContext:
         content: Content,
         params: Optional[Mapping[str, Any]],
         timeout: Any,
+        priority: Optional[PriorityInput] = None,
     ) -> None:
-        self._args = (method, url, headers, content, params, timeout)
+        self._args = (method, url, headers, content, params, timeout, priority)
         self._client = client
         self._response: Optional[Response] = None
 

@@ -30,6 +30,7 @@ from nghttp2_cffi import (
     InformationalResponseReceived,
     NGHTTP2Error,
     PingAcknowledged,
+    Priority,
     ProtocolError,
     PushPromiseReceived,
     ResponseReceived,
@@ -128,6 +129,9 @@ class ClientConnection(asyncio.Protocol):
             SettingCode.ENABLE_PUSH: int(bool(enable_push)),
             SettingCode.MAX_CONCURRENT_STREAMS: max_pushes,
             SettingCode.INITIAL_WINDOW_SIZE: stream_window,
+            # RFC 9218: this client signals priorities with `priority` fields
+            # and PRIORITY_UPDATE, never with RFC 7540's PRIORITY.
+            SettingCode.NO_RFC7540_PRIORITIES: 1,
         }
         if settings:
             local.update(settings)
@@ -338,6 +342,13 @@ class ClientConnection(asyncio.Protocol):
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         if stream_id in self.streams and self.closed_reason is None:
             self.session.send_data(stream_id, data, end_stream=end_stream)
+            self.flush()
+
+    def send_priority_update(self, stream_id: int, priority: Priority) -> None:
+        """RFC 9218 PRIORITY_UPDATE for ``stream_id`` (sent only to servers
+        that announced SETTINGS_NO_RFC7540_PRIORITIES = 1)."""
+        if stream_id in self.streams and self.closed_reason is None:
+            self.session.send_priority_update(stream_id, priority)
             self.flush()
 
     def consume(self, stream_id: int, amount: int) -> None:

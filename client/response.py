@@ -8,6 +8,7 @@ import json as _json
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
 from nghttp2_cffi import ErrorCode
+from nghttp2_cffi.priority import as_priority
 
 from .connection import Fields, StreamSink
 from .errors import ClientError, ReadTimeout, StreamResetError, WriteTimeout
@@ -321,6 +322,15 @@ class Response:
             parts = [chunk async for chunk in self.aiter_bytes()]
             self._content = parts[0] if len(parts) == 1 else b"".join(parts)
         return self._content
+
+    def set_priority(self, urgency: int, incremental: bool = False) -> None:
+        """Ask the server to reschedule this response (RFC 9218 PRIORITY_UPDATE):
+        ``urgency`` 0 (most urgent) to 7.  Servers that do not schedule by
+        RFC 9218 are not told (they would not listen)."""
+        s = self._stream
+        if s is None or s.stream_id == 0:
+            raise ClientError("the request was not sent")
+        s.conn.send_priority_update(s.stream_id, as_priority((urgency, incremental)))
 
     async def aclose(self) -> None:
         """Stop the response: reset the stream if the server is not done

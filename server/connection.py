@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from nghttp2_cffi import ErrorCode
+from nghttp2_cffi import DEFAULT_PRIORITY, ErrorCode, Priority
 
 from .errors import ClientDisconnected
 
@@ -54,6 +54,16 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         raise NotImplementedError
+
+    def stream_priority(self, handler: BaseRequestHandler) -> Priority:
+        """The RFC 9218 priority the connection gives the handler's response
+        (HTTP/1.1 sends one response at a time: the default)."""
+        return DEFAULT_PRIORITY
+
+    def set_stream_priority(
+        self, handler: BaseRequestHandler, priority: Priority, ignore_client_signal: bool
+    ) -> None:
+        """Reschedule the handler's response (HTTP/1.1: nothing to schedule)."""
 
     def _call(self, handler: BaseRequestHandler, method: Any, *args: Any) -> bool:
         """Run a handler callback; on an exception answer 500 or reset."""

@@ -24,6 +24,9 @@ from typing import (
     Union,
 )
 
+from nghttp2_cffi import Priority
+from nghttp2_cffi.priority import as_priority
+
 from .errors import InvalidResponse, PushDisabled, PushError, ResponseAlreadySent
 
 if TYPE_CHECKING:
@@ -306,6 +309,27 @@ class BaseRequestHandler:
         """Send body data after :meth:`begin_response`; waits while the client
         is behind by more than the stream's high-water mark."""
         await self.http2.write(self, data.encode("utf-8") if isinstance(data, str) else data)
+
+    # ---- priorities (RFC 9218) ----------------------------------------------
+
+    @property
+    def priority(self) -> Priority:
+        """This response's priority: ``Priority(urgency, incremental)``,
+        urgency 0 (sent first) to 7, as the client asked (``priority`` header
+        field, PRIORITY_UPDATE frames) or :meth:`set_priority` set.
+        ``Priority(3, False)`` when the connection does not schedule by RFC
+        9218 (HTTP/1.1, a client that did not announce it)."""
+        return self.http2.stream_priority(self)
+
+    def set_priority(
+        self, urgency: int, incremental: bool = False, *, ignore_client_signal: bool = False
+    ) -> None:
+        """Reschedule this response: ``urgency`` 0 (sent first) to 7;
+        ``ignore_client_signal``: the client's later PRIORITY_UPDATEs no
+        longer change it."""
+        self.http2.set_stream_priority(
+            self, as_priority((urgency, incremental)), ignore_client_signal
+        )
 
     def end_response(self, trailers: Optional[HeaderList] = None) -> None:
         """End the body begun with :meth:`begin_response`, with trailers if given."""

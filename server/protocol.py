@@ -16,10 +16,12 @@ import stat
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
 
 from nghttp2_cffi import (
+    DEFAULT_PRIORITY,
     DataReceived,
     DataRequested,
     ErrorCode,
     GoAwayReceived,
+    Priority,
     ProtocolError,
     PushDisabledError,
     RequestReceived,
@@ -477,6 +479,24 @@ class HTTP2Protocol(Connection):
             session.send_trailers(handler.stream_id, trailers)
         else:
             session.end_stream(handler.stream_id)
+        if not self._busy:
+            self.flush()
+
+    def stream_priority(self, handler: BaseRequestHandler) -> Priority:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers:
+            return DEFAULT_PRIORITY
+        return session.get_stream_priority(handler.stream_id)
+
+    def set_stream_priority(
+        self, handler: BaseRequestHandler, priority: Priority, ignore_client_signal: bool
+    ) -> None:
+        session = self.session
+        if session is None or handler.stream_id not in self.handlers:
+            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
+        session.set_stream_priority(
+            handler.stream_id, priority, ignore_client_signal=ignore_client_signal
+        )
         if not self._busy:
             self.flush()
 

@@ -49,6 +49,14 @@ class HTTP2Server:
 
     ``limits``: a :class:`~server.limits.Limits` (limits and timeouts);
     ``settings``: extra SETTINGS to announce, over those ``limits`` implies.
+
+    Priorities (RFC 9218): the server announces
+    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` and sends the most urgent
+    responses first, as clients that announce it too ask (``priority``
+    header fields, PRIORITY_UPDATE frames; handlers see ``self.priority``).
+    Clients that do not announce it keep RFC 7540 scheduling, unless
+    ``fallback_rfc7540_priorities=False``; ``settings=
+    {SettingCode.NO_RFC7540_PRIORITIES: 0}`` turns RFC 9218 off.
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class HTTP2Server:
         workers: int = 1,
         reuse_port: bool = False,
         http1: bool = True,
+        fallback_rfc7540_priorities: bool = True,
     ) -> None:
         if not (
             isinstance(RequestHandlerClass, type)
@@ -95,6 +104,8 @@ class HTTP2Server:
             SettingCode.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
             SettingCode.INITIAL_WINDOW_SIZE: limits.initial_window_size,
         }
+        if FEATURES["server_fallback_rfc7540_priorities"] or not fallback_rfc7540_priorities:
+            announced[SettingCode.NO_RFC7540_PRIORITIES] = 1
         announced.update({SettingCode(k): v for k, v in (settings or {}).items()})
         # Windows open as handlers consume the body (see HTTP2Protocol._data).
         self.session_options: dict[str, Any] = {
@@ -108,6 +119,8 @@ class HTTP2Server:
             self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
         if FEATURES["max_continuations"]:
             self.session_options["max_continuations"] = limits.max_continuations
+        if fallback_rfc7540_priorities and FEATURES["server_fallback_rfc7540_priorities"]:
+            self.session_options["fallback_rfc7540_priorities"] = True
         self.connections: set[Connection] = set()
         self._server: Optional[asyncio.AbstractServer] = None
         self._closed: Optional[asyncio.Event] = None
