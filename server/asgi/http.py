@@ -134,6 +134,7 @@ class ASGIHandler(BaseRequestHandler):
     websocket_options: Any = None
     #: The server's open WebSockets (closed with 1001 when it shuts down).
     open_websockets: Optional[set[Any]] = None
+    _info: _Connection  # set first thing in on_headers
 
     def __init__(self, http2: Any, stream_id: int) -> None:
         super().__init__(http2, stream_id)
@@ -155,7 +156,8 @@ class ASGIHandler(BaseRequestHandler):
         # The application hears about a vanished client through receive()
         # and send(); it is not cancelled under its feet (see the class doc).
         self._task = None
-        http_version = _connection(self.http2).http_version
+        self._info = info = _connection(self.http2)
+        http_version = info.http_version
         headers: Fields = []
         protocol = None
         has_host = False
@@ -200,7 +202,7 @@ class ASGIHandler(BaseRequestHandler):
 
     def base_scope(self, kind: str, headers: Fields, http_version: str) -> dict[str, Any]:
         """The keys http and websocket scopes share."""
-        info = _connection(self.http2)
+        info = self._info
         path, raw_path, query = decode_path(self.path or b"")
         scheme = self.http2.scheme == b"https"
         scope = {
@@ -223,7 +225,7 @@ class ASGIHandler(BaseRequestHandler):
         return scope
 
     def _push_allowed(self) -> bool:
-        return not self.pushed and _connection(self.http2).push
+        return not self.pushed and self._info.push
 
     # ---- http ------------------------------------------------------------
 
