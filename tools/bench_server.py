@@ -23,9 +23,14 @@ from 1 to 2 processes).  One server process each, pinned to core 0, with
 h2load pinned to core 1 (``ours-2w`` gets both cores, so it shares one with
 h2load).  Each workload starts fresh servers side by side, warms each up,
 then runs 3 rounds over them (round-robin, so that load from elsewhere on a
-shared machine hits all alike) and keeps each server's best run.  Run sizes: as many requests as the server does in
-about 5 s, capped per workload (200,000 for (a)).  Latency percentiles come
-from h2load's --log-file; peak RSS is VmHWM of the serving process(es).
+shared machine hits all alike) and keeps each server's best run.  Run sizes:
+as many requests as the server does in about 5 s, capped per workload
+(200,000 for (a)).  Latency percentiles come from h2load's --log-file; peak
+RSS is VmHWM of the serving process(es).  Beside the wall-clock figures, the
+CPU time the server process used in each run (/proc/PID/stat) gives
+requests (or MB) per server CPU-second, a figure that load from other
+processes on a shared machine disturbs far less, and CPU% tells whether the
+server was the bottleneck (~100%) or h2load was.
 
   python tools/bench_server.py             # the full run, ~15 minutes
   python tools/bench_server.py --quick     # CI smoke test: tiny counts, exit 1 if a request fails
@@ -218,12 +223,10 @@ class Files:
 class Server:
     """One running server process."""
 
-    def __init__(self, spec: ServerSpec, tls: bool, files: Files, cores: Optional[str],
-                 optimize: bool = False) -> None:
+    def __init__(self, spec: ServerSpec, tls: bool, files: Files, cores: Optional[str]) -> None:
         self.spec = spec
         self.tls = tls
         self.port = _free_port()
-        self.optimize = optimize
         self.log = files.root / f"{spec.name}-{'tls' if tls else 'h2c'}-{self.port}.log"
         argv, env = self._command(files)
         self.argv = argv
@@ -246,8 +249,8 @@ class Server:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(HANDLERS), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         if spec.kind == "ours":
-            argv = [sys.executable] + (["-O"] if self.optimize else []) + [
-                "-m", "server", "--host", "127.0.0.1", "--port", port,
+            argv = [
+                sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", port,
                 "--handler", "ours:BenchHandler", "--no-access-log", "--log-level", "warning",
                 "--loop", spec.loop, "--workers", str(spec.workers)]
             argv += ["--cert", str(files.cert), "--key", str(files.key)] if self.tls else \
@@ -333,6 +336,17 @@ class Server:
                 pass
         return total
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the serving processes (all threads)."""
+        ticks = 0
+        for pid in self.serving_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         return self._status_kib("VmRSS")
 
@@ -367,6 +381,8 @@ class Run:
     p99_ms: float
     ok: bool
     error: str = ""
+    cpu_s: float = 0.0  # server CPU time during the run
+    per_cpu: float = 0.0  # requests (MB/s workloads: MiB) per server CPU-second
 
 
 def _seconds(text: str) -> float:
@@ -452,6 +468,8 @@ class Result:
     p90_ms: float = 0.0
     p99_ms: float = 0.0
     peak_rss_kib: int = 0
+    per_cpu: float = 0.0  # best run's requests (or MiB) per server CPU-second
+    cpu_percent: float = 0.0  # best run's server CPU time / wall time
     requests_per_run: int = 0
     runs: List[Dict[str, Any]] = field(default_factory=list)
     ok: bool = True
@@ -472,7 +490,6 @@ class Bench:
         self.client_cores = "1" if pin else None
         self.notes: List[str] = []
         self._cache: Dict[Tuple[str, bool], Server] = {}
-        self._optimize: Dict[str, bool] = {}
 
     # servers: in quick mode one process per (server, tls) serves every
     # workload; in full mode each workload gets a fresh process, so that its
@@ -485,25 +502,13 @@ class Bench:
             return self._cache[key]
         cores = self.server_cores if spec.workers == 1 else (
             "0,1" if self.server_cores is not None else None)
-        server = Server(spec, tls, self.files, cores, self._optimize.get(spec.name, False))
+        server = Server(spec, tls, self.files, cores)
         try:
             server.wait_listening()
-            # on uvloop, fail fast: the retry under -O is below
-            self._probe(server, 3.0 if spec.loop == "uvloop" else 20.0)
+            self._probe(server)
         except RuntimeError:
             server.stop()
-            if not (spec.loop == "uvloop" and not server.optimize):
-                raise
-            # server/protocol.py asserts its transport is an asyncio.Transport,
-            # which uvloop's are not; python -O drops the assert.
-            self._optimize[spec.name] = True
-            note = (f"{spec.name} ran under python -O: without it, server/protocol.py's "
-                    "assert isinstance(transport, asyncio.Transport) rejects uvloop's transports")
-            if note not in self.notes:
-                self.notes.append(note)
-            server = Server(spec, tls, self.files, cores, True)
-            server.wait_listening()
-            self._probe(server)
+            raise
         self._cache[key] = server
         return server
 
@@ -555,7 +560,7 @@ class Bench:
         try:
             sizes: Dict[str, int] = {}
             for result, server in live:
-                warm = h2load(server, workload, workload.n_quick, self.files, self.client_cores)
+                warm = self._run(server, workload, workload.n_quick)
                 runs[result.server] = [warm]
                 sizes[result.server] = workload.n_quick
                 if not self.quick and warm.ok:
@@ -565,18 +570,24 @@ class Bench:
                 for _ in range(self.runs):
                     for result, server in live:
                         if runs[result.server][0].ok:
-                            runs[result.server].append(h2load(
-                                server, workload, sizes[result.server], self.files,
-                                self.client_cores))
+                            runs[result.server].append(
+                                self._run(server, workload, sizes[result.server]))
             for result, server in live:
                 self._summarize(result, workload, runs[result.server], sizes[result.server])
                 result.peak_rss_kib = server.peak_rss_kib()
-                if server.optimize:
-                    result.note = "python -O"
         finally:
             for _, server in live:
                 self.release(server)
         return results
+
+    def _run(self, server: Server, workload: Workload, n: int) -> Run:
+        before = server.cpu_seconds()
+        run = h2load(server, workload, n, self.files, self.client_cores)
+        run.cpu_s = server.cpu_seconds() - before
+        if run.cpu_s > 0:
+            moved = run.mb_s if workload.metric == "MB/s" else run.req_s
+            run.per_cpu = moved * run.seconds / run.cpu_s
+        return run
 
     def _summarize(self, result: Result, workload: Workload, runs: List[Run], n: int) -> None:
         failed = [r for r in runs if not r.ok]
@@ -591,6 +602,8 @@ class Bench:
         result.req_s, result.mb_s = best.req_s, best.mb_s
         result.value = best.mb_s if workload.metric == "MB/s" else best.req_s
         result.p50_ms, result.p90_ms, result.p99_ms = best.p50_ms, best.p90_ms, best.p99_ms
+        result.cpu_percent = 100.0 * best.cpu_s / best.seconds if best.seconds else 0.0
+        result.per_cpu = max(r.per_cpu for r in timed)
 
     # ---- memory ----
 
@@ -773,29 +786,33 @@ def print_tables(report: Dict[str, Any]) -> None:
     servers = report["servers"]
     print(f"\nServer benchmark ({report['mode']}; {report['machine']})")
     print("  " + "; ".join(f"{k} {v}" for k, v in report["versions"].items()))
-    header = (f"{'workload':<34} {'server':<12} {'req/s':>10} {'MB/s':>9} {'p50 ms':>8} "
-              f"{'p90 ms':>8} {'p99 ms':>8} {'peak RSS':>10}  {'ours/this':>9}")
-    print("\n" + header + "\n" + "-" * len(header))
+    header = (f"  {'server':<12} {'req/s':>9} {'MB/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
+              f"{'p99 ms':>7} {'peak RSS':>10} {'CPU%':>5} {'per CPU-s':>10}  "
+              f"{'ours/this':>9} {'(by CPU)':>8}")
+    print("\nLatency: per request, from h2load's log.  CPU%: the server's CPU time / wall "
+          "time.\nper CPU-s: requests (MB/s workloads: MiB) per second of server CPU time.")
+    print("\n" + header + "\n  " + "-" * (len(header) - 2))
     for workload in WORKLOADS:
         rows = [r for r in results if r.workload == workload.key]
         if not rows:
             continue
         ours = next((r for r in rows if r.server == "ours" and r.value and r.ok), None)
-        title = f"({workload.key}) {workload.title}, {workload.h2load_shape()}"
-        for i, r in enumerate(rows):
-            label = title if i == 0 else ""
+        print(f"({workload.key}) {workload.title}, h2load {workload.h2load_shape()}"
+              f"{' -d 1MiB-file' if workload.upload else ''}   [{workload.metric}]")
+        for r in rows:
             if r.skipped:
-                print(f"{label:<34} {r.server:<12} {'-- ' + r.skipped}")
+                print(f"  {r.server:<12} -- {r.skipped}")
                 continue
             if not r.value:
-                print(f"{label:<34} {r.server:<12} FAILED: {r.error[:90]}")
+                print(f"  {r.server:<12} FAILED: {r.error[:90]}")
                 continue
-            ratio = f"{ours.value / r.value:.2f}" if ours and r.value else ""
+            ratio = f"{ours.value / r.value:.2f}" if ours else ""
+            by_cpu = f"{ours.per_cpu / r.per_cpu:.2f}" if ours and r.per_cpu else ""
             flag = "" if r.ok else "  FAILED: " + r.error[:60]
-            note = f"  ({r.note})" if r.note else ""
-            print(f"{label:<34} {r.server:<12} {_fmt(r.req_s):>10} {_fmt(r.mb_s, 1):>9} "
-                  f"{r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} "
-                  f"{r.peak_rss_kib / 1024:>7.1f} MiB  {ratio:>9}{flag}{note}")
+            print(f"  {r.server:<12} {_fmt(r.req_s):>9} {_fmt(r.mb_s, 1):>8} "
+                  f"{r.p50_ms:>7.2f} {r.p90_ms:>7.2f} {r.p99_ms:>7.2f} "
+                  f"{r.peak_rss_kib / 1024:>6.1f} MiB {r.cpu_percent:>5.0f} "
+                  f"{_fmt(r.per_cpu):>10}  {ratio:>9} {by_cpu:>8}{flag}")
     if report.get("idle"):
         print(f"\nMemory per idle HTTP/2 connection ({IDLE_CONNECTIONS} open, h2c)")
         for e in report["idle"]:
@@ -823,16 +840,22 @@ def print_tables(report: Dict[str, Any]) -> None:
     targets = report["targets"]
     if targets:
         ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
-        print("\nTargets (ours/peer; met or NOT met for each of our event loops)")
-        head = f"  {'target':<44} {'goal':>8}" + "".join(f"  {s:>20}" for s in ours_names)
+        print("\nTargets (ours/peer, wall clock: met or NOT met, for each of our event loops;"
+              "\n[the same ratio per server CPU-second])")
+        head = f"  {'target':<40} {'goal':>8}" + "".join(f"  {s:>26}" for s in ours_names)
         print(head + "\n  " + "-" * (len(head) - 2))
         for t in targets:
             cells = ""
             for s in ours_names:
                 v = t["values"].get(s)
-                cells += "  " + (f"{v:>8.2f}{t['unit']} " + ("met" if t["met"][s] else "NOT met")
-                                 ).rjust(20) if v is not None else "  " + "--".rjust(20)
-            print(f"  {t['target']:<44} {t['goal']:>8}{cells}")
+                if v is None:
+                    cells += "  " + "--".rjust(26)
+                    continue
+                cpu = t.get("by_cpu", {}).get(s)
+                cell = f"{v:.2f}{t['unit']} " + ("met" if t["met"][s] else "NOT met")
+                cell += f" [{cpu:.2f}]" if cpu is not None else ""
+                cells += "  " + cell.rjust(26)
+            print(f"  {t['target']:<40} {t['goal']:>8}{cells}")
     if report.get("scaling"):
         s = report["scaling"]
         print(f"\nWorkers on (a): 2 workers / 1 worker = {s['ratio']:.2f}x "
@@ -859,6 +882,7 @@ def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict
             servers: List[str]) -> List[Dict[str, Any]]:
     ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
     value = {(r.workload, r.server): r.value for r in results if r.value and r.ok}
+    per_cpu = {(r.workload, r.server): r.per_cpu for r in results if r.per_cpu and r.ok}
     rows = []
     for key, peer, goal in TARGETS:
         workload = BY_KEY[key]
@@ -866,12 +890,14 @@ def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict
             continue
         row: Dict[str, Any] = {
             "target": f"({key}) {workload.name}: ours/{peer} {workload.metric}",
-            "goal": f">= {goal:g}", "unit": "x", "values": {}, "met": {}}
+            "goal": f">= {goal:g}", "unit": "x", "values": {}, "met": {}, "by_cpu": {}}
         for s in ours_names:
             if (key, s) in value:
                 ratio = value[(key, s)] / value[(key, peer)]
                 row["values"][s] = ratio
                 row["met"][s] = ratio >= goal
+                if (key, s) in per_cpu and (key, peer) in per_cpu:
+                    row["by_cpu"][s] = per_cpu[(key, s)] / per_cpu[(key, peer)]
         rows.append(row)
     row = {"target": "memory: KiB per idle connection", "goal": f"<= {IDLE_TARGET_KIB:g}",
            "unit": "K", "values": {}, "met": {}}
