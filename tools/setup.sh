@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything nghttp2-cffi needs on a fresh Debian 12 or 13 machine
 # (as root, or with sudo): libnghttp2's headers, a C compiler, the real HTTP/2
-# peers the tests and benchmarks use (nghttp, h2load, nghttpd, curl), then the
+# peers the tests and benchmarks use (nghttp, h2load, nghttpd, curl, HAProxy), then the
 # package itself, editable, into .venv.  Safe to run again.
 #
 #   PYTHON=python3.12 tools/setup.sh        # another interpreter for .venv
@@ -15,7 +15,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 need=()
-for pkg in libnghttp2-dev pkg-config gcc libc6-dev nghttp2-client nghttp2-server curl; do
+for pkg in libnghttp2-dev pkg-config gcc libc6-dev nghttp2-client nghttp2-server curl haproxy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! command -v "$PY" >/dev/null 2>&1; then
