@@ -9,12 +9,10 @@ synchronous client, and in the test's loop for ``grpc.aio``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from typing import Any, AsyncIterator
 
 import pytest
-from interop_support import ROOT, TIMEOUT, Processes, free_port, wait_for_port
+from interop_support import ROOT, TIMEOUT, Processes, free_port, grpc_example, wait_for_port
 
 from client import Client
 
@@ -25,16 +23,7 @@ pytest.importorskip("google.protobuf", reason="protobuf is not installed (pip in
 EXAMPLE = ROOT / "examples" / "grpc_server.py"
 
 
-def _load_example() -> Any:
-    spec = importlib.util.spec_from_file_location("grpc_server_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclass/enum machinery looks modules up
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load_example()
+example = grpc_example()
 pb2 = example.greeter_pb2
 stubs = example.greeter_pb2_grpc
 GrpcError = example.GrpcError

@@ -12,16 +12,23 @@ import csv
 import io
 import re
 import shutil
-import signal
-import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import pytest
-from interop_support import ROOT, TIMEOUT, Processes, free_port, wait_for_port
+from interop_support import (
+    ALL_OK,
+    REQUESTS,
+    ROOT,
+    TIMEOUT,
+    Processes,
+    free_port,
+    run_h2load,
+    start_instance,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("haproxy") is None or shutil.which("h2load") is None,
@@ -29,13 +36,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 TEMPLATE = ROOT / "deploy" / "haproxy.cfg"
-HERE = Path(__file__).resolve().parent
-REQUESTS = 20_000
-_RESULT = re.compile(
-    r"requests: (?P<total>\d+) total, (?P<started>\d+) started, (?P<done>\d+) done, "
-    r"(?P<succeeded>\d+) succeeded, (?P<failed>\d+) failed, (?P<errored>\d+) errored, "
-    r"(?P<timeout>\d+) timeout"
-)
 
 
 class Deployment:
@@ -44,9 +44,7 @@ class Deployment:
     def __init__(self, processes: Processes, config: Path) -> None:
         self.processes = processes
         self.ports = {name: free_port() for name in ("front", "s1", "s2", "stats")}
-        self.servers = {name: self._instance(self.ports[name]) for name in ("s1", "s2")}
-        for name, proc in self.servers.items():
-            wait_for_port(self.ports[name], proc)
+        self.servers = {name: start_instance(processes, self.ports[name]) for name in ("s1", "s2")}
         env = {
             "FRONTEND_ADDR": f"127.0.0.1:{self.ports['front']}",
             "SERVER1_ADDR": f"127.0.0.1:{self.ports['s1']}",
@@ -57,13 +55,6 @@ class Deployment:
         wait_for_port(self.ports["front"], self.haproxy)
         wait_for_port(self.ports["stats"], self.haproxy)
         self.wait_status({"s1": "UP", "s2": "UP"})
-
-    def _instance(self, port: int) -> subprocess.Popen:
-        return self.processes.python(
-            "-m", "server", "--no-tls", "--no-access-log",
-            "--handler", "interop_handlers:Hello", "--port", str(port),
-            cwd=HERE,
-        )  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -90,45 +81,8 @@ class Deployment:
         pytest.fail(f"HAProxy never saw {want}: {self.stats()}")
 
     def h2load(self, stop_at: str = "") -> Tuple[Dict[str, int], float, str]:
-        """``h2load -n 20000 -c 10 -m 10`` through HAProxy; SIGTERM to s1
-        when h2load reports ``stop_at`` ("progress: 30% done").  Returns the
-        request counts, req/s and the output."""
-        argv = ["h2load", "-n", str(REQUESTS), "-c", "10", "-m", "10", self.url]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        watchdog = threading.Timer(TIMEOUT * 2, proc.kill)
-        watchdog.start()
-        lines: List[str] = []
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                if stop_at and stop_at in line:
-                    self.servers["s1"].send_signal(signal.SIGTERM)
-                    stop_at = ""
-            proc.wait()
-        finally:
-            watchdog.cancel()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        out = "".join(lines)
-        assert proc.returncode == 0, f"h2load exited {proc.returncode}:\n{out}"
-        m = _RESULT.search(out)
-        assert m is not None, out
-        rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
-        assert rate is not None, out
-        return {k: int(v) for k, v in m.groupdict().items()}, float(rate.group(1)), out
-
-
-#: h2load's counts when every request got its response.
-ALL_OK = {
-    "total": REQUESTS,
-    "started": REQUESTS,
-    "done": REQUESTS,
-    "succeeded": REQUESTS,
-    "failed": 0,
-    "errored": 0,
-    "timeout": 0,
-}
+        """h2load through HAProxy; SIGTERM to s1 when it reports ``stop_at``."""
+        return run_h2load(self.url, stop_at, self.servers["s1"])
 
 
 def test_instance_stopped_mid_run_loses_no_request(processes: Processes) -> None:
