@@ -131,33 +131,37 @@ class BaseRequestHandler:
     #: PushDisabled; False: it returns None (LegacyRequestHandler).
     strict_push = True
 
+    # Per-request state starts as these class attributes and becomes an
+    # instance attribute only when set: a handler is made per request, and
+    # most of them never change most of it.
+    scheme: Optional[bytes] = None
+    method: Optional[bytes] = None
+    host: Optional[bytes] = None
+    path: Optional[bytes] = None
+    trailers: Optional[List[Tuple[bytes, bytes]]] = None
+    #: The response status, once :meth:`send_response` was called.
+    status: Optional[int] = None
+    #: True for the handler of a pushed response.
+    pushed = False
+    _generator: Optional[BodyGenerator] = None
+    _reader: Optional[Any] = None
+    _deferred = False
+    _body_bytes = 0
+    _received = 0
+    # Coroutine handlers: their task, received body, unsent written bytes.
+    _task: Optional[asyncio.Task[None]] = None
+    _inbox: Optional[Inbox] = None
+    _unsent = 0
+    _drained: Optional[asyncio.Future[None]] = None
+    # Loop times: the request's arrival; it or the body's last deferral.
+    _started = 0.0
+    _progress_at = 0.0
+
     def __init__(self, http2: HTTP2Protocol, stream_id: int) -> None:
         self.http2 = http2
         self.stream_id = stream_id
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.scheme: Optional[bytes] = None
-        self.method: Optional[bytes] = None
-        self.host: Optional[bytes] = None
-        self.path: Optional[bytes] = None
-        self.trailers: Optional[list[tuple[bytes, bytes]]] = None
-        #: The response status, once :meth:`send_response` was called.
-        self.status: Optional[int] = None
-        #: True for the handler of a pushed response.
-        self.pushed = False
+        self.headers: List[Tuple[bytes, bytes]] = []
         self.remote_address = http2.client_address
-        self._generator: Optional[BodyGenerator] = None
-        self._reader: Optional[Any] = None
-        self._deferred = False
-        self._body_bytes = 0
-        self._received = 0
-        # Coroutine handlers: their task, received body, unsent written bytes.
-        self._task: Optional[asyncio.Task[None]] = None
-        self._inbox: Optional[Inbox] = None
-        self._unsent = 0
-        self._drained: Optional[asyncio.Future[None]] = None
-        # Loop times: the request's arrival; it or the body's last deferral.
-        self._started = 0.0
-        self._progress_at = 0.0
 
     # ---- what the request says ------------------------------------------
 
