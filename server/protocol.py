@@ -255,6 +255,11 @@ class HTTP2Protocol(Connection):
 
     def _new_request(self, event: RequestReceived) -> None:
         sid = event.stream_id
+        session = self.session
+        if session is not None and lib.nghttp2_session_get_stream_local_close(session.raw, sid) < 0:
+            # Reset in the same read that opened it (Rapid Reset does so):
+            # no handler, whose answer would fail on the closed stream.
+            return
         handler = self.handler_class(self, sid)
         handler._started = handler._progress_at = self._loop.time()
         headers = handler.headers

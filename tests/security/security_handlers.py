@@ -20,6 +20,7 @@ import asyncio
 from typing import Optional, Tuple
 
 from server import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
+from server.errors import ClientDisconnected
 
 SLOW_CHUNK = 64 * 1024
 SLOW_CHUNKS = 10
@@ -60,10 +61,13 @@ class Handler(BaseRequestHandler):
             self.send_response(200, body=b"hello")
 
     async def _slow(self) -> None:
-        for i in range(SLOW_CHUNKS):
-            await asyncio.sleep(SLOW_PAUSE)
-            await self.write(bytes([65 + i]) * SLOW_CHUNK)
-        self.end_response()
+        try:
+            for i in range(SLOW_CHUNKS):
+                await asyncio.sleep(SLOW_PAUSE)
+                await self.write(bytes([65 + i]) * SLOW_CHUNK)
+            self.end_response()
+        except ClientDisconnected:
+            pass  # the client went away: nothing to finish
 
 
 def _big_body():  # type: ignore[no-untyped-def]

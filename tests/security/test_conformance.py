@@ -18,15 +18,15 @@ import struct
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import pytest
-from conftest import (
+from hpack.hpack import encode_integer
+from hyperframe.frame import RstStreamFrame, SettingsFrame
+from security_support import (
     PREFACE,
     RawClient,
     ThreadServer,
     raw_frame,
     served,
 )
-from hpack.hpack import encode_integer
-from hyperframe.frame import RstStreamFrame, SettingsFrame
 
 from nghttp2_cffi import ErrorCode
 from server.limits import Limits

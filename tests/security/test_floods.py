@@ -19,11 +19,22 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, ClassVar, List, Optional, Tuple
 
 import hpack
 import pytest
-from conftest import (
+from hpack.hpack import encode_integer
+from hyperframe.frame import (
+    DataFrame,
+    GoAwayFrame,
+    PingFrame,
+    PriorityFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+from security_handlers import Handler
+from security_support import (
     GET,
     MAX_STREAM_ID,
     PREFACE,
@@ -39,17 +50,6 @@ from conftest import (
     rss_kib,
     served,
 )
-from hpack.hpack import encode_integer
-from hyperframe.frame import (
-    DataFrame,
-    GoAwayFrame,
-    PingFrame,
-    PriorityFrame,
-    RstStreamFrame,
-    SettingsFrame,
-    WindowUpdateFrame,
-)
-from security_handlers import Handler
 
 from nghttp2_cffi import (
     FEATURES,
@@ -172,6 +172,44 @@ def test_flood_is_closed_with_enhance_your_calm(serve: Callable[..., ThreadServe
     assert results and all(r == (200, b"hello") for r in results), results
     assert served(server.address)
     client.close()
+
+
+class CountingHandler(Handler):
+    made: ClassVar[List[int]] = []
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        CountingHandler.made.append(self.stream_id)
+
+
+def test_streams_reset_in_the_read_that_opened_them_get_no_handler(
+    serve: Callable[..., ThreadServer],
+):
+    """HEADERS (a complete request) and its RST_STREAM in one read: the
+    stream is closed before any handler could answer, so none is made (a
+    handler's answer on the closed stream used to fail with
+    StreamClosedError, an ERROR with a traceback in the log per stream: a
+    log flood for a Rapid Reset attacker).  Reset in a later read, the
+    handler runs as usual."""
+    CountingHandler.made = []
+    server = serve(CountingHandler)
+    client = RawClient(server.address)
+    client.handshake()
+    deferred = b"".join(_literal(n.encode(), v.encode()) for n, v in request("/deferred"))
+    client.send(
+        b"".join(
+            _headers(1 + 2 * i, deferred, True)
+            + RstStreamFrame(1 + 2 * i, error_code=8).serialize()
+            for i in range(50)
+        )
+    )
+    assert client.open()
+    assert CountingHandler.made == []
+    client.send(_headers(101, deferred, True))
+    client.wait_for(lambda f: f.stream_id == 101)
+    client.send(RstStreamFrame(101, error_code=8))
+    assert client.open()
+    assert CountingHandler.made == [101]
 
 
 # ---------------------------------------------------------------------------
@@ -364,28 +402,37 @@ def test_hpack_bomb_without_the_limit_inflates(serve: Callable[..., ThreadServer
 # ---------------------------------------------------------------------------
 
 
-def test_stream_id_exhaustion(serve: Callable[..., ThreadServer]):
-    """A client that jumps to the last stream id (2^31-1) is served; it has
-    no stream id left, and what it tries next does not hurt the server: a
-    second HEADERS on that stream closes the connection (STREAM_CLOSED), a
-    lower id is ignored by libnghttp2 (see test_conformance).  Push ids are
-    the server's: a client cannot make it run out of them."""
-    # Under RFC 7540 scheduling: with RFC 9218 (the server's default)
-    # libnghttp2 keeps no closed streams, so the second HEADERS on the last
-    # id is ignored like a lower id (the connection stays) instead of
-    # STREAM_CLOSED.
-    server = serve(settings={SettingCode.NO_RFC7540_PRIORITIES: 0})
+@pytest.mark.parametrize("scheduling", ["RFC 9218", "RFC 7540"])
+def test_stream_id_exhaustion(serve: Callable[..., ThreadServer], scheduling: str):
+    """A client that jumps to the last stream id (2^31-1) is served and has
+    no stream id left; what it tries next does not hurt the server.  A lower
+    id is ignored (libnghttp2 cannot tell it from a closed stream it forgot;
+    RFC 9113 5.1.1 would have PROTOCOL_ERROR).  HEADERS again on the closed
+    last id: under RFC 9218 scheduling (the server's default) libnghttp2
+    keeps no closed streams and ignores it too, the connection stays; under
+    RFC 7540 scheduling it still knows the stream: GOAWAY STREAM_CLOSED.
+    Push ids are the server's: a client cannot make it run out of them."""
+    if scheduling == "RFC 7540":
+        server = serve(settings={SettingCode.NO_RFC7540_PRIORITIES: 0})
+    else:
+        server = serve()
     client = RawClient(server.address)
     client.handshake()
     client.send(client.headers(MAX_STREAM_ID, GET))
     assert client.response(MAX_STREAM_ID) == (200, b"hello")
+    seen = len(client.frames)
     client.send(client.headers(1, GET))
-    assert client.open()  # ignored, the connection stays
+    assert client.open()
+    assert [type(f).__name__ for f in client.frames[seen:]] == ["PingFrame"]
     client.send(client.headers(MAX_STREAM_ID, GET))
-    goaway = client.goaway()
-    assert ErrorCode(goaway.error_code) == ErrorCode.STREAM_CLOSED
-    assert goaway.last_stream_id == MAX_STREAM_ID
-    client.wait_closed()
+    if scheduling == "RFC 7540":
+        goaway = client.goaway()
+        assert ErrorCode(goaway.error_code) == ErrorCode.STREAM_CLOSED
+        assert goaway.last_stream_id == MAX_STREAM_ID
+        client.wait_closed()
+    else:
+        assert client.open()
+        assert [type(f).__name__ for f in client.frames[seen:]] == ["PingFrame"] * 2
     assert served(server.address)
 
 

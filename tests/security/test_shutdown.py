@@ -14,15 +14,15 @@ import time
 from typing import Callable
 
 import pytest
-from conftest import (
+from hyperframe.frame import GoAwayFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
+from security_handlers import SLOW_CHUNK, SLOW_CHUNKS, SLOW_PAUSE, slow_body
+from security_support import (
     MAX_STREAM_ID,
     TIMEOUT,
     RawClient,
     ThreadServer,
     request,
 )
-from hyperframe.frame import GoAwayFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
-from security_handlers import SLOW_CHUNK, SLOW_CHUNKS, SLOW_PAUSE, slow_body
 
 from nghttp2_cffi import ErrorCode
 from server.server import SHUTDOWN_NOTICE_DELAY

@@ -8,13 +8,6 @@ import time
 from typing import Callable, Tuple
 
 import pytest
-from conftest import (
-    GET,
-    RawClient,
-    ThreadServer,
-    request,
-    served,
-)
 from hyperframe.frame import (
     DataFrame,
     GoAwayFrame,
@@ -22,6 +15,13 @@ from hyperframe.frame import (
     RstStreamFrame,
     SettingsFrame,
     WindowUpdateFrame,
+)
+from security_support import (
+    GET,
+    RawClient,
+    ThreadServer,
+    request,
+    served,
 )
 
 from nghttp2_cffi import ErrorCode
