@@ -50,6 +50,13 @@ def _nginx(processes: Processes, tmp_path: Path, ports: Dict[str, int]) -> subpr
     return proc
 
 
+def _stop(nginx: subprocess.Popen) -> None:
+    """SIGTERM: the master stops its workers and exits (killing the master
+    instead would leave the workers running, orphaned)."""
+    nginx.send_signal(signal.SIGTERM)
+    nginx.wait(timeout=TIMEOUT)
+
+
 @pytest.fixture
 def ports() -> Dict[str, int]:
     return {example: free_port() for example in EXAMPLE_ADDRS}
@@ -72,7 +79,7 @@ def test_instance_stopped_mid_run_loses_no_request(
         assert counts == ALL_OK, out
         assert s1.wait(timeout=TIMEOUT) == 0
     finally:
-        nginx.send_signal(signal.SIGQUIT)  # graceful: the master reaps its workers
+        _stop(nginx)
 
 
 def test_grpc_pass(processes: Processes, tmp_path: Path, ports: Dict[str, int]) -> None:
@@ -105,7 +112,7 @@ def test_grpc_pass(processes: Processes, tmp_path: Path, ports: Dict[str, int]) 
                 reply = stub.SayHello(pb2.HelloRequest(name=str(i)), timeout=TIMEOUT)
                 assert reply.message == f"Hello, {i}!"
     finally:
-        nginx.send_signal(signal.SIGQUIT)
+        _stop(nginx)
 
 
 def test_template_is_valid(tmp_path: Path) -> None:
