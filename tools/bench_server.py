@@ -35,7 +35,7 @@ server was the bottleneck (~100%) or h2load was.
   python tools/bench_server.py             # the full run, ~15 minutes
   python tools/bench_server.py --quick     # CI smoke test: tiny counts, exit 1 if a request fails
   python tools/bench_server.py --json      # JSON instead of tables
-  python tools/bench_server.py --profile DIR   # also py-spy our server under (a) and (c)
+  python tools/bench_server.py --profile DIR   # also py-spy our server under (a), (c), (d)
 
 Peers are used when installed: nghttpd (``apt-get install nghttp2-server``),
 granian and hypercorn (``pip install granian hypercorn``, or the ``bench``
@@ -584,6 +584,8 @@ class Bench:
         before = server.cpu_seconds()
         run = h2load(server, workload, n, self.files, self.client_cores)
         run.cpu_s = server.cpu_seconds() - before
+        if not run.ok and server.proc.poll() is not None:
+            run.error += f" (the server exited with {server.proc.returncode})"
         if run.cpu_s > 0:
             moved = run.mb_s if workload.metric == "MB/s" else run.req_s
             run.per_cpu = moved * run.seconds / run.cpu_s
@@ -694,16 +696,22 @@ class Bench:
 # ---- profile ----------------------------------------------------------------
 
 
+#: Requests per h2load invocation while profiling: (d) needs new connections
+#: all the time, as in the benchmark, so h2load is started again and again.
+PROFILE_REQUESTS = {"a": 200_000, "c": 5_000, "d": 20_000}
+
+
 def profile(bench: Bench, outdir: Path, seconds: float) -> Dict[str, Any]:
-    """py-spy our server (asyncio) under (a) and (c): a flame graph (SVG),
-    the raw collapsed stacks, and the top functions by own and total time."""
+    """py-spy our server (asyncio) under (a), (c) and (d): a flame graph
+    (SVG), the raw collapsed stacks, and the top functions by own and total
+    time."""
     pyspy = _find("py-spy")
     if pyspy is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     outdir.mkdir(parents=True, exist_ok=True)
     spec = ServerSpec("ours", "ours")
     report: Dict[str, Any] = {}
-    for key in ("a", "c"):
+    for key, n in PROFILE_REQUESTS.items():
         workload = BY_KEY[key]
         server = bench.server(spec, False)
         try:
@@ -711,12 +719,11 @@ def profile(bench: Bench, outdir: Path, seconds: float) -> Dict[str, Any]:
             pid = server.serving_pids()[0]
             raw = outdir / f"profile-{workload.name}.txt"
             svg = outdir / f"profile-{workload.name}.svg"
-            n = 10**9  # load for longer than py-spy records; stopped below
-            load = subprocess.Popen(
-                _pinned(bench.client_cores,
-                        ["h2load", "-n", str(n), "-c", str(workload.clients),
-                         "-m", str(workload.streams), server.url(workload.path)]),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            h2load_argv = ["h2load", "-n", str(n), "-c", str(workload.clients),
+                           "-m", str(workload.streams), server.url(workload.path)]
+            loop = f"while :; do {' '.join(h2load_argv)} >/dev/null 2>&1; done"
+            load = subprocess.Popen(_pinned(bench.client_cores, ["sh", "-c", loop]),
+                                    start_new_session=True)
             try:
                 time.sleep(0.5)
                 for fmt, out in (("raw", raw), ("flamegraph", svg)):
@@ -728,7 +735,7 @@ def profile(bench: Bench, outdir: Path, seconds: float) -> Dict[str, Any]:
                                     "--format", fmt, "--output", str(out)],
                                    capture_output=True, check=True, timeout=seconds + 60)
             finally:
-                load.terminate()
+                os.killpg(load.pid, signal.SIGTERM)
                 load.wait(10)
             report[workload.name] = {"svg": str(svg), "raw": str(raw), **_top(raw)}
         finally:
@@ -868,7 +875,8 @@ def print_tables(report: Dict[str, Any]) -> None:
             if name == "skipped":
                 print(f"\nprofile: skipped: {prof}")
                 continue
-            print(f"\nProfile of ours under ({'a' if name == 'small' else 'c'}) {name}: "
+            key = next(w.key for w in WORKLOADS if w.name == name)
+            print(f"\nProfile of ours under ({key}) {name}: "
                   f"{prof['samples']} samples; flame graph {prof['svg']}")
             print("  own time (the function itself):")
             for fn, pct in prof["own"][:20]:
@@ -966,7 +974,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--workloads", help="comma-separated subset of a,b,c,d,e,f,idle,growth")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--profile", metavar="DIR",
-                        help="also profile ours (py-spy) under (a) and (c), files to DIR")
+                        help="also profile ours (py-spy) under (a), (c), (d), files to DIR")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     if args.quick and args.full:
