@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from multiprocessing.connection import wait as wait_for
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional, Tuple, TypeVar, Union
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -60,7 +60,7 @@ def loop_factory(loop: LoopOption = None) -> LoopFactory:
                 "loop='uvloop' needs the uvloop package: pip install uvloop "
                 "(or nghttp2-cffi[uvloop]); or use loop='asyncio' or 'auto'"
             ) from exc
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
+        return uvloop.new_event_loop
     raise ValueError(f"loop must be one of {', '.join(LOOPS)} or a callable, not {loop!r}")
 
 
@@ -79,7 +79,7 @@ def run(main: Awaitable[T], loop: LoopOption = None) -> T:
     runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
     if runner_class is not None:
         with runner_class(loop_factory=factory) as runner:
-            return runner.run(main)  # type: ignore[no-any-return]
+            return runner.run(main)
     event_loop = factory()
     try:
         asyncio.set_event_loop(event_loop)
@@ -128,7 +128,7 @@ def _reserve_port(server: HTTP2Server) -> Optional[socket.socket]:
     return sock
 
 
-def _worker_main(server: HTTP2Server, ready_fd: int, parent_fds: tuple) -> None:
+def _worker_main(server: HTTP2Server, ready_fd: int, parent_fds: Tuple[int, ...]) -> None:
     # Forked: drop the parent's signal handling before anything else.
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -222,7 +222,8 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
             reserved.close()
 
 
-def _wait_ready(ready_fd: int, workers: list, count: int, stopping: Callable[[], bool]) -> bool:
+def _wait_ready(ready_fd: int, workers: List[Any], count: int,
+                stopping: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     got = 0
     while got < count:
@@ -248,7 +249,7 @@ def _drain(fd: int) -> None:
             raise
 
 
-def _stop(workers: list, shutdown_timeout: float) -> None:
+def _stop(workers: List[Any], shutdown_timeout: float) -> None:
     """SIGTERM every worker (each shuts down gracefully), then wait; SIGKILL
     whatever still runs ``shutdown_timeout`` + 5 seconds later."""
     for process in workers:
