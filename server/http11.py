@@ -64,15 +64,23 @@ import http
 import io
 import logging
 import re
-import socket
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 import httptools
 
-from .connection import Connection, _is_coroutine_function, _peer, _resolve
+from .connection import (
+    _ERROR_BODY,
+    _TOO_LARGE_BODY,
+    STREAM_HIGH_WATER,
+    Connection,
+    _is_coroutine_function,
+    _peer,
+    _resolve,
+    _response_body,
+)
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled, ResponseAlreadySent
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
-from .protocol import FILE_CHUNK, STREAM_HIGH_WATER, WRITE_CHUNK, HTTP2Protocol
+from .protocol import HTTP2Protocol
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -83,9 +91,6 @@ log = logging.getLogger("server")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: Bytes asked of a body generator at a time (an HTTP/2 DATA frame's worth).
 GENERATOR_CHUNK = 16384
-
-_CANCEL = 0x8
-_INTERNAL_ERROR = 0x2
 
 # Why reading is paused (a bit each).
 _PAUSE_WRITE = 1  # the client does not read our responses
@@ -115,9 +120,6 @@ _HOP_BY_HOP = frozenset(
 )
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _H2C_SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-_ERROR_BODY = b"Internal Server Error\n"
-_TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
-_TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
 class _Stop(Exception):
@@ -249,20 +251,9 @@ class HTTP11Protocol(Connection):
             self.client_certificate = ssl_object.getpeercert() or None
         else:
             self._sniff = b""
-        max_connections = self.limits.max_connections
-        if max_connections is not None and len(self.server.connections) >= max_connections:
-            log.warning(
-                "%s: refused: %d connections open", _peer(self.client_address), max_connections
-            )
-            transport.close()
-            self._closed = True
+        if not self._admit():
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport.set_write_buffer_limits(high=WRITE_CHUNK)
         self._parser = httptools.HttpRequestParser(self)
-        self.server.connections.add(self)
         self._opened_at = self._head_since = self._loop.time()
         self._arm_timer()
 
@@ -308,19 +299,10 @@ class HTTP11Protocol(Connection):
         self._unpause(_PAUSE_WRITE)
         self.flush()
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._closed = True
+    def _release(self) -> None:
         self._parser = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.server.connections.discard(self)
-        handlers, self.handlers = self.handlers, {}
         self._exchanges.clear()
         self._by_id.clear()
-        for handler in handlers.values():
-            self._close_handler(handler, _CANCEL)
-        self.transport = None
 
     # ---- parsing (httptools callbacks; handlers run after the parser returns)
 
@@ -641,12 +623,7 @@ class HTTP11Protocol(Connection):
         if handler.status is None:
             ex.close_after = True
             handler._generator = handler._reader = None
-            self.start_response(
-                handler,
-                413,
-                [(b":status", b"413"), (b"content-type", b"text/plain")],
-                _TOO_LARGE_BODY,
-            )
+            self._answer_plain(handler, 413, _TOO_LARGE_BODY)
         else:
             ex.broken = True
             ex.ended = True
@@ -754,22 +731,15 @@ class HTTP11Protocol(Connection):
         if generator is not None:
             if handler._deferred:
                 return False
-            try:
-                data, flag = generator(GENERATOR_CHUNK)
-            except Exception:
-                log.exception("body generator of stream %d failed", handler.stream_id)
-                self._fail(handler)
+            chunk = self._next_chunk(handler, generator, GENERATOR_CHUNK)
+            if chunk is None:
                 return bool(ex.out) or ex.broken
+            data, flag = chunk
             if data:
-                handler._body_bytes += len(data)
                 self._frame(ex, data)
             if flag == DATA_EOF:
-                handler._generator = None
                 self._end_body(ex, None)
-            elif flag == DATA_DEFERRED:
-                handler._deferred = True
-                handler._progress_at = self._loop.time()
-            elif not data:
+            elif not data and flag != DATA_DEFERRED:
                 # DATA_OK with nothing: ask again on the next loop iteration.
                 self._loop.call_soon(self.flush)
                 return False
@@ -777,28 +747,16 @@ class HTTP11Protocol(Connection):
         reader = handler._reader
         if reader is not None and not ex.reading:
             ex.reading = True
-            future = self._loop.run_in_executor(None, reader.read, FILE_CHUNK)
-            future.add_done_callback(lambda f: self._file_chunk(ex, f))
+            self._read_file(handler, reader)
         return False
 
-    def _file_chunk(self, ex: _Exchange, future: asyncio.Future[bytes]) -> None:
+    def _file_data(self, handler: BaseRequestHandler, data: bytes, eof: bool) -> None:
+        ex = self._by_id[handler.stream_id]
         ex.reading = False
-        handler = ex.handler
-        if self._closed or handler.stream_id not in self.handlers or handler._reader is None:
-            return
-        exc = future.exception()
-        if exc is not None:
-            log.error("reading the body of stream %d failed: %r", handler.stream_id, exc)
-            self._fail(handler)
-        else:
-            data = future.result()
-            if data:
-                handler._body_bytes += len(data)
-                self._frame(ex, data)
-            else:
-                handler._reader = None
-                self._end_body(ex, None)
-        self.flush()
+        if data:
+            self._frame(ex, data)
+        if eof:
+            self._end_body(ex, None)
 
     def _frame(self, ex: _Exchange, data: bytes) -> None:
         """Queue body bytes in the response's framing."""
@@ -894,22 +852,9 @@ class HTTP11Protocol(Connection):
         self, handler: BaseRequestHandler, status: int, fields: Fields, body: Any
     ) -> None:
         ex = self._exchange(handler)
-        streamed = False
-        if body is None or body.__class__ is bytes:
-            pass
-        elif isinstance(body, str):
-            body = body.encode("utf-8")
-        elif isinstance(body, (bytearray, memoryview)):
-            body = bytes(body)
-        elif isinstance(body, io.BytesIO):
-            body = body.read()
-        elif isinstance(body, io.IOBase) or callable(body):
-            streamed = True
-        else:
-            raise InvalidResponse(
-                "body must be None, str, bytes, an io.IOBase or a generator "
-                f"callable(size) -> (data, flag), not {type(body).__name__}"
-            )
+        if body is not None and body.__class__ is not bytes:
+            body = _response_body(body)  # bytes, an io.IOBase or a generator
+        streamed = body is not None and body.__class__ is not bytes
         self._head(ex, status, fields, None if streamed else len(body or b""), streamed)
         handler.status = status
         if not streamed:
@@ -1055,12 +1000,7 @@ class HTTP11Protocol(Connection):
         if handler.status is None:
             handler._generator = handler._reader = None
             try:
-                self.start_response(
-                    handler,
-                    500,
-                    [(b":status", b"500"), (b"content-type", b"text/plain")],
-                    _ERROR_BODY,
-                )
+                self._answer_plain(handler, 500, _ERROR_BODY)
                 return
             except Exception:
                 log.debug("cannot send 500 on stream %d", handler.stream_id, exc_info=True)
@@ -1078,12 +1018,8 @@ class HTTP11Protocol(Connection):
         """Give the transport to ``protocol``, with ``data`` already received."""
         transport = self.transport
         assert transport is not None
-        self._closed = True
+        self._stop()
         self._parser = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.server.connections.discard(self)
         self.transport = None
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -1147,71 +1083,28 @@ class HTTP11Protocol(Connection):
 
     # ---- timeouts ------------------------------------------------------
 
-    def _arm_timer(self) -> None:
-        timers = self.limits.timers()
-        if timers and not self._closed:
-            tick = min(1.0, max(0.05, min(timers) / 4))
-            self._timer = self._loop.call_later(tick, self._tick)
-
-    def _tick(self) -> None:
-        self._timer = None
-        if self._closed or self.transport is None:
-            return
+    def _expired(self, now: float) -> Optional[Tuple[str, int]]:
         limits = self.limits
-        now = self._loop.time()
-        reason = None
         if (
             limits.header_timeout is not None
             and self._head_since is not None
             and self._held is None
             and now - self._head_since > limits.header_timeout
         ):
-            reason = "no complete request head"
-        elif (
+            return "no complete request head", 0
+        if (
             limits.idle_timeout is not None
             and self._idle_since is not None
             and not self._exchanges
             and now - self._idle_since > limits.idle_timeout
         ):
-            reason = "idle"
-        if reason is not None:
-            log.info("%s: closing: %s (timeout)", _peer(self.client_address), reason)
-            self._closed = True
-            self.transport.close()
-            return
-        if limits.response_timeout is not None and self.handlers:
-            self._expire_handlers(now - limits.response_timeout)
-        self._arm_timer()
+            return "idle", 0
+        return None
 
-    def _expire_handlers(self, deadline: float) -> None:
-        for handler in list(self.handlers.values()):
-            if handler._progress_at > deadline:
-                continue
-            ex = self._by_id.get(handler.stream_id)
-            if ex is None:
-                continue
-            if handler.status is None:
-                log.warning(
-                    "%s: stream %d: no response in time, answering 503",
-                    _peer(self.client_address),
-                    handler.stream_id,
-                )
-                self.start_response(
-                    handler,
-                    503,
-                    [(b":status", b"503"), (b"content-type", b"text/plain")],
-                    _TIMEOUT_BODY,
-                )
-            elif handler._deferred:
-                log.warning(
-                    "%s: stream %d: deferred body not resumed in time, closing",
-                    _peer(self.client_address),
-                    handler.stream_id,
-                )
-                handler._deferred = False
-                handler._generator = None
-                ex.broken = ex.ended = True
-                self.flush()
+    def _close_now(self, error_code: int) -> None:
+        assert self.transport is not None
+        self._closed = True
+        self.transport.close()
 
     # ---- shutdown (HTTP2Server.shutdown) -----------------------------------
 
@@ -1225,10 +1118,6 @@ class HTTP11Protocol(Connection):
 
     def send_final_goaway(self) -> None:
         self.send_shutdown_notice()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
 
 
 def _tokens(value: bytes) -> Set[bytes]:

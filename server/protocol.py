@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
-import socket
-import stat
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
 
 from nghttp2_cffi import (
     DEFAULT_PRIORITY,
@@ -32,7 +29,18 @@ from nghttp2_cffi import (
     lib,
 )
 
-from .connection import Connection, _content_length, _is_coroutine_function, _peer, _resolve
+from .connection import (
+    _ERROR_BODY,
+    _TOO_LARGE_BODY,
+    STREAM_HIGH_WATER,
+    WRITE_CHUNK,
+    Connection,
+    _content_length,
+    _is_coroutine_function,
+    _peer,
+    _resolve,
+    _response_body,
+)
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, HeaderList, Inbox
 
@@ -40,22 +48,10 @@ if TYPE_CHECKING:
     from .server import HTTP2Server
 
 log = logging.getLogger("server")
-access_log = logging.getLogger("server.access")
-
-# How much to take from nghttp2 per write: big bodies go out in pieces this
-# size, so the transport's pause_writing() stops them in time.
-WRITE_CHUNK = 256 * 1024
-# Reads of file bodies, off the event loop.
-FILE_CHUNK = 64 * 1024
-# handler.write() waits while more than this is queued for its stream.
-STREAM_HIGH_WATER = 256 * 1024
 
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
-_ERROR_BODY = b"Internal Server Error\n"
-_TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
-_TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
 class HTTP2Protocol(Connection):
@@ -90,9 +86,6 @@ class HTTP2Protocol(Connection):
         # Any transport with the asyncio.Transport methods (uvloop's too).
         self.transport = cast(asyncio.Transport, transport)
         self.client_address = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.scheme = b"https"
@@ -107,20 +100,12 @@ class HTTP2Protocol(Connection):
                 self._closed = True
                 return
             self.client_certificate = ssl_object.getpeercert() or None
-        max_connections = self.limits.max_connections
-        if max_connections is not None and len(self.server.connections) >= max_connections:
-            log.warning(
-                "%s: refused: %d connections open", _peer(self.client_address), max_connections
-            )
-            transport.close()
-            self._closed = True
+        if not self._admit():
             return
-        self.transport.set_write_buffer_limits(high=WRITE_CHUNK)
         self.session = Session("server", **self.server.session_options)
         window = self.limits.connection_window_size
         if window and window > 65535:
             self.session.set_local_window_size(window)
-        self.server.connections.add(self)
         self._opened_at = self._idle_since = self._loop.time()
         self._arm_timer()
         self.flush()
@@ -175,20 +160,10 @@ class HTTP2Protocol(Connection):
             self.transport.resume_reading()
         self.flush()
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.server.connections.discard(self)
-        handlers, self.handlers = self.handlers, {}
-        for handler in handlers.values():
-            # The client went away: every open stream is cancelled.
-            self._close_handler(handler, _CANCEL)
+    def _release(self) -> None:
         if self.session is not None:
             self.session.close()
             self.session = None
-        self.transport = None
 
     # ---- writing -------------------------------------------------------
 
@@ -346,12 +321,7 @@ class HTTP2Protocol(Connection):
         )
         if session is not None and handler.stream_id in self.handlers:
             if handler.status is None:
-                handler.status = 413
-                session.send_response(
-                    handler.stream_id,
-                    [(b":status", b"413"), (b"content-type", b"text/plain")],
-                    _TOO_LARGE_BODY,
-                )
+                self._answer_plain(handler, 413, _TOO_LARGE_BODY)
                 # Stop the upload once the answer is out (RFC 9113 8.1): an
                 # RST_STREAM queued now would go first and discard the answer.
                 self._loop.call_soon(self._stop_upload, handler)
@@ -384,14 +354,9 @@ class HTTP2Protocol(Connection):
         if session is None or handler.stream_id not in self.handlers:
             return
         if handler.status is None:
-            handler.status = 500
             handler._generator = handler._reader = None
             try:
-                session.send_response(
-                    handler.stream_id,
-                    [(b":status", b"500"), (b"content-type", b"text/plain")],
-                    _ERROR_BODY,
-                )
+                self._answer_plain(handler, 500, _ERROR_BODY)
                 return
             except Exception:  # the stream is past answering
                 log.debug("cannot send 500 on stream %d", handler.stream_id, exc_info=True)
@@ -414,32 +379,17 @@ class HTTP2Protocol(Connection):
             if isinstance(body, io.IOBase) and getattr(handler, "_owns_reader", False):
                 body.close()
             body = None
+        elif body is not None and body.__class__ is not bytes:
+            body = _response_body(body)  # bytes, an io.IOBase or a generator
         if body is None or body.__class__ is bytes:
             handler._body_bytes = len(body) if body else 0
             session.send_response(sid, fields, body)
-        elif isinstance(body, str):
-            body = body.encode("utf-8")
-            handler._body_bytes = len(body)
-            session.send_response(sid, fields, body)
-        elif isinstance(body, (bytearray, memoryview)):
-            body = bytes(body)
-            handler._body_bytes = len(body)
-            session.send_response(sid, fields, body)
-        elif isinstance(body, io.BytesIO):
-            data = body.read()
-            handler._body_bytes = len(data)
-            session.send_response(sid, fields, data)
         elif isinstance(body, io.IOBase):
             handler._reader = body
             session.send_response(sid, fields, end_stream=False)
-        elif callable(body):
+        else:
             handler._generator = body
             session.send_response(sid, fields, end_stream=False)
-        else:
-            raise InvalidResponse(
-                "body must be None, str, bytes, an io.IOBase or a generator "
-                f"callable(size) -> (data, flag), not {type(body).__name__}"
-            )
         handler.status = status
         if not self._busy:
             self.flush()
@@ -539,147 +489,63 @@ class HTTP2Protocol(Connection):
         session = self.session
         if session is None:
             return
-        sid = handler.stream_id
         generator = handler._generator
         if generator is not None:
             if handler._deferred:
                 return  # the generator said DATA_DEFERRED: wait for resume()
-            try:
-                data, flag = generator(max_length)
-            except Exception:
-                log.exception("body generator of stream %d failed", sid)
-                self._fail(handler)
+            chunk = self._next_chunk(handler, generator, max_length)
+            if chunk is None:
                 return
-            if data:
-                handler._body_bytes += len(data)
+            data, flag = chunk
             if flag == DATA_EOF:
-                handler._generator = None
-                session.send_data(sid, data or b"", end_stream=True)
-            elif flag == DATA_DEFERRED:
-                if data:
-                    session.send_data(sid, data)
-                handler._deferred = True
-                handler._progress_at = self._loop.time()
+                session.send_data(handler.stream_id, data or b"", end_stream=True)
             elif data:
-                session.send_data(sid, data)
-            else:
+                session.send_data(handler.stream_id, data)
+            elif flag != DATA_DEFERRED:
                 # DATA_OK with nothing: ask again on the next loop iteration.
                 self._loop.call_soon(self._repull, handler, max_length)
             return
         reader = handler._reader
         if reader is not None:
-            future = self._loop.run_in_executor(None, reader.read, FILE_CHUNK)
-            future.add_done_callback(lambda f: self._file_chunk(handler, f))
+            self._read_file(handler, reader)
 
     def _repull(self, handler: BaseRequestHandler, max_length: int) -> None:
         if handler.stream_id in self.handlers:
             self._pull_body(handler, max_length)
             self.flush()
 
-    def _file_chunk(self, handler: BaseRequestHandler, future: asyncio.Future[bytes]) -> None:
-        session = self.session
-        reader = handler._reader
-        if session is None or handler.stream_id not in self.handlers or reader is None:
-            # The stream is gone; closing its file may have failed this read.
-            if not future.cancelled():
-                future.exception()  # retrieved: no "exception never retrieved" log
-            return
-        exc = future.exception()
-        if exc is not None:
-            log.error("reading the body of stream %d failed: %r", handler.stream_id, exc)
-            self._fail(handler)
-        else:
-            data = future.result()
-            # At the end of a regular file END_STREAM goes with the last chunk,
-            # not one read later (clients that count content-length, curl for
-            # one, would reset the stream meanwhile).
-            eof = not data or _at_end_of_file(reader)
-            if data:
-                handler._body_bytes += len(data)
-            if eof:
-                handler._reader = None
-                if getattr(handler, "_owns_reader", False):
-                    reader.close()  # no read is in flight now
-                session.send_data(handler.stream_id, data or b"", end_stream=True)
-            else:
-                session.send_data(handler.stream_id, data)
-        self.flush()
+    def _file_data(self, handler: BaseRequestHandler, data: bytes, eof: bool) -> None:
+        assert self.session is not None
+        self.session.send_data(handler.stream_id, data, end_stream=eof)
 
     # ---- timeouts ------------------------------------------------------
 
-    def _arm_timer(self) -> None:
-        timers = self.limits.timers()
-        if timers and not self._closed:
-            # Tick a few times per shortest timeout, at most once a second.
-            tick = min(1.0, max(0.05, min(timers) / 4))
-            self._timer = self._loop.call_later(tick, self._tick)
-
-    def _tick(self) -> None:
-        self._timer = None
-        session = self.session
-        if session is None or self._closed:
-            return
+    def _expired(self, now: float) -> Optional[Tuple[str, int]]:
         limits = self.limits
-        now = self._loop.time()
         age = now - self._opened_at
-        reason = None
         if (
             limits.settings_timeout is not None
             and not self._settings_acked
             and age > limits.settings_timeout
         ):
-            reason, code = "SETTINGS not acknowledged", ErrorCode.SETTINGS_TIMEOUT
-        elif (
-            limits.header_timeout is not None and not self._requests and age > limits.header_timeout
-        ):
-            reason, code = "no complete request headers", ErrorCode.NO_ERROR
-        elif (
+            return "SETTINGS not acknowledged", ErrorCode.SETTINGS_TIMEOUT
+        if limits.header_timeout is not None and not self._requests and age > limits.header_timeout:
+            return "no complete request headers", ErrorCode.NO_ERROR
+        if (
             limits.idle_timeout is not None
             and self._idle_since is not None
             and now - self._idle_since > limits.idle_timeout
         ):
-            reason, code = "idle", ErrorCode.NO_ERROR
-        if reason is not None:
-            log.info("%s: closing: %s (timeout)", _peer(self.client_address), reason)
-            session.terminate(code)
-            self.flush()
-            if self.transport is not None and not self._closed:
-                self._closed = True
-                self.transport.close()
-            return
-        if limits.response_timeout is not None and self.handlers:
-            self._expire_handlers(now - limits.response_timeout)
-            self.flush()
-        self._arm_timer()
+            return "idle", ErrorCode.NO_ERROR
+        return None
 
-    def _expire_handlers(self, deadline: float) -> None:
-        for handler in list(self.handlers.values()):
-            started = handler._progress_at
-            if started > deadline:
-                continue
-            if handler.status is None and not handler.pushed:
-                log.warning(
-                    "%s: stream %d: no response in time, answering 503",
-                    _peer(self.client_address),
-                    handler.stream_id,
-                )
-                handler.status = 503
-                assert self.session is not None
-                self.session.send_response(
-                    handler.stream_id,
-                    [(b":status", b"503"), (b"content-type", b"text/plain")],
-                    _TIMEOUT_BODY,
-                )
-            elif handler._deferred:
-                log.warning(
-                    "%s: stream %d: deferred body not resumed in time, resetting",
-                    _peer(self.client_address),
-                    handler.stream_id,
-                )
-                handler._deferred = False
-                handler._generator = None
-                assert self.session is not None
-                self.session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
+    def _close_now(self, error_code: int) -> None:
+        assert self.session is not None
+        self.session.terminate(error_code)
+        self.flush()
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
 
     # ---- shutdown ------------------------------------------------------
 
@@ -692,18 +558,3 @@ class HTTP2Protocol(Connection):
         if self.session is not None and not self._closed:
             self.session.send_goaway(ErrorCode.NO_ERROR)
             self.flush()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-
-def _at_end_of_file(reader: Any) -> bool:
-    """Whether ``reader``, an ``open(path, "rb")`` of a regular file, has no more bytes."""
-    if not isinstance(reader, io.BufferedReader) or not isinstance(reader.raw, io.FileIO):
-        return False
-    try:
-        info = os.fstat(reader.fileno())
-        return stat.S_ISREG(info.st_mode) and reader.tell() >= info.st_size
-    except (OSError, ValueError):
-        return False

@@ -18,6 +18,7 @@ import pytest
 
 import nghttp2
 from server import DATA_EOF, DATA_OK, BaseRequestHandler, PushError
+from server.files import directory_handler
 from server.limits import Limits
 
 pytestmark = pytest.mark.asyncio
@@ -393,6 +394,27 @@ async def test_a_handler_error_answers_500_and_keeps_the_connection(start_server
     client.send(request("/boom") + request("/"))
     assert (await client.response())[:1] == (500,)
     assert (await client.response())[2] == b"fine"
+    await client.close()
+
+
+async def test_a_served_file_is_closed_once_sent(start_server, tmp_path):
+    data = bytes(range(256)) * 1024  # 256 KiB: several reads
+    (tmp_path / "f.bin").write_bytes(data)
+    opened: List[Any] = []
+
+    class Files(directory_handler(tmp_path)):
+        def send_response(self, status=200, headers=None, body=None) -> None:
+            if isinstance(body, io.IOBase):
+                opened.append(body)
+            super().send_response(status, headers, body)
+
+    server = await start_server(Files)
+    client = await Raw.connect(server)
+    client.send(request("/f.bin"))
+    status, _, body = await client.response()
+    assert (status, body) == (200, data)
+    # The connection stays open (keep-alive); the file is closed already.
+    assert len(opened) == 1 and opened[0].closed
     await client.close()
 
 
