@@ -187,8 +187,12 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
             log.error("workers did not start; stopping")
             _stop(workers, server.shutdown_timeout)
             return 1
-        log.info("%d workers (pids %s) listening on %s", count,
-                 " ".join(str(p.pid) for p in workers), _url(server, server.port))
+        log.info(
+            "%d workers (pids %s) listening on %s",
+            count,
+            " ".join(str(p.pid) for p in workers),
+            _url(server, server.port),
+        )
         if ready is not None:
             ready(_url(server, server.port))
         while not stopping:
@@ -202,12 +206,17 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
                 process.join()
                 lifetime = time.monotonic() - process.started_at
                 if lifetime < MIN_WORKER_LIFETIME:
-                    log.error("worker %d exited with %s %.1fs after starting; stopping",
-                              process.pid, process.exitcode, lifetime)
+                    log.error(
+                        "worker %d exited with %s %.1fs after starting; stopping",
+                        process.pid,
+                        process.exitcode,
+                        lifetime,
+                    )
                     _stop(workers, server.shutdown_timeout)
                     return 1
-                log.warning("worker %d exited with %s; starting another",
-                            process.pid, process.exitcode)
+                log.warning(
+                    "worker %d exited with %s; starting another", process.pid, process.exitcode
+                )
                 workers[index] = spawn()
         log.info("signal received: stopping %d workers", count)
         _stop(workers, server.shutdown_timeout)
@@ -222,8 +231,9 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
             reserved.close()
 
 
-def _wait_ready(ready_fd: int, workers: List[Any], count: int,
-                stopping: Callable[[], bool]) -> bool:
+def _wait_ready(
+    ready_fd: int, workers: List[Any], count: int, stopping: Callable[[], bool]
+) -> bool:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     got = 0
     while got < count:

@@ -22,9 +22,18 @@ REPO = Path(__file__).resolve().parent.parent
 def test_quick_benchmark_of_our_server(tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "bench_server.py"), "--quick",
-         "--servers", "ours,ours-uvloop,ours-2w", "--save", str(report_file)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "tools" / "bench_server.py"),
+            "--quick",
+            "--servers",
+            "ours,ours-uvloop,ours-2w",
+            "--save",
+            str(report_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(report_file.read_text())

@@ -66,7 +66,10 @@ def test_missing_uvloop_on_the_command_line(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
     proc = subprocess.run(
         [sys.executable, "-m", "server", "--no-tls", "--port", "0", "--loop", "uvloop"],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert proc.returncode == 2
     assert "pip install uvloop" in proc.stderr
@@ -101,7 +104,8 @@ def test_serves_on_uvloop() -> None:
             loop = asyncio.get_running_loop()
             port = server.address[1]
             answers = await asyncio.wait_for(
-                loop.run_in_executor(None, get_many, port, ["/pid"], 3.0), TIMEOUT)
+                loop.run_in_executor(None, get_many, port, ["/pid"], 3.0), TIMEOUT
+            )
             return type(loop).__module__, answers
         finally:
             await server.shutdown(timeout=1.0)
@@ -123,9 +127,16 @@ def get_many(port: int, paths: List[str], timeout: float = TIMEOUT) -> List[Tupl
         ids = []
         for path in paths:
             sid = conn.get_next_available_stream_id()
-            conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
-                                    (":authority", "127.0.0.1"), (":path", path)],
-                              end_stream=True)
+            conn.send_headers(
+                sid,
+                [
+                    (":method", "GET"),
+                    (":scheme", "http"),
+                    (":authority", "127.0.0.1"),
+                    (":path", path),
+                ],
+                end_stream=True,
+            )
             ids.append(sid)
         sock.sendall(conn.data_to_send())
         status: Dict[int, int] = {}
@@ -140,8 +151,7 @@ def get_many(port: int, paths: List[str], timeout: float = TIMEOUT) -> List[Tupl
                     status[event.stream_id] = int(dict(event.headers)[b":status"])
                 elif isinstance(event, h2.events.DataReceived):
                     body[event.stream_id] += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length,
-                                                   event.stream_id)
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     done.add(event.stream_id)
             sock.sendall(conn.data_to_send())
@@ -156,9 +166,23 @@ class Workers:
     def __init__(self, count: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--no-tls", "--port", "0", "--workers",
-             str(count), "--handler", "workers_handler:PidHandler", "--no-access-log"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--no-tls",
+                "--port",
+                "0",
+                "--workers",
+                str(count),
+                "--handler",
+                "workers_handler:PidHandler",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.proc.stdout is not None
         self.output: List[str] = []
@@ -206,8 +230,9 @@ def test_two_workers_share_the_port_and_stop_on_sigterm() -> None:
         output = workers.stop()
     assert workers.proc.returncode == 0, output
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status").read_text(), f"worker {pid} still runs"
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        ), f"worker {pid} still runs"
 
 
 @pytest.mark.skipif(shutil.which("nghttp") is None, reason="needs nghttp (nghttp2-client)")
@@ -217,8 +242,12 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
         # /slow answers 0.5 s after the request; SIGTERM the parent while the
         # request is in flight.  (nghttp, not h2: h2 refuses frames that
         # follow a GOAWAY.)
-        client = subprocess.Popen(["nghttp", f"http://127.0.0.1:{workers.port}/slow"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = subprocess.Popen(
+            ["nghttp", f"http://127.0.0.1:{workers.port}/slow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(0.25)
         workers.proc.send_signal(signal.SIGTERM)
         out, err = client.communicate(timeout=TIMEOUT)

@@ -1,4 +1,4 @@
-"""Handler for tests/test_workers.py, loaded by ``python -m server --handler
+"""Handler for tests/test_server_workers.py, loaded by ``python -m server --handler
 workers_handler:PidHandler`` in a subprocess."""
 
 from __future__ import annotations

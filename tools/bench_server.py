@@ -106,17 +106,33 @@ WORKLOADS = [
     Workload("b", "tls", "12 B response, TLS", "/small", 10, 10, 200_000, 2_000, tls=True),
     Workload("c", "large", "1 MiB response, h2c", "/1m", 4, 4, 20_000, 40, metric="MB/s"),
     Workload("d", "conns", "12 B, 1000 connections", "/small", 1000, 1, 200_000, 2_000),
-    Workload("e", "upload", "1 MiB POST upload, h2c", "/upload", 4, 4, 20_000, 40,
-             upload=True, metric="MB/s"),
+    Workload(
+        "e",
+        "upload",
+        "1 MiB POST upload, h2c",
+        "/upload",
+        4,
+        4,
+        20_000,
+        40,
+        upload=True,
+        metric="MB/s",
+    ),
     Workload("f", "deferred", "12 B deferred+resumed", "/deferred", 10, 100, 200_000, 2_000),
 ]
 BY_KEY = {w.key: w for w in WORKLOADS}
 
 #: (workload, peer, ours/peer at least)
 TARGETS: List[Tuple[str, str, float]] = [
-    ("a", "granian", 1.5), ("a", "hypercorn", 15.0), ("a", "nghttpd", 0.4),
-    ("b", "granian", 1.5), ("b", "hypercorn", 15.0), ("b", "nghttpd", 0.4),
-    ("d", "granian", 1.5), ("d", "hypercorn", 15.0), ("d", "nghttpd", 0.4),
+    ("a", "granian", 1.5),
+    ("a", "hypercorn", 15.0),
+    ("a", "nghttpd", 0.4),
+    ("b", "granian", 1.5),
+    ("b", "hypercorn", 15.0),
+    ("b", "nghttpd", 0.4),
+    ("d", "granian", 1.5),
+    ("d", "hypercorn", 15.0),
+    ("d", "nghttpd", 0.4),
     ("c", "nghttpd", 0.9),
     ("e", "nghttpd", 0.8),
 ]
@@ -164,12 +180,15 @@ def server_specs(wanted: Optional[List[str]]) -> List[ServerSpec]:
         ServerSpec("ours", "ours"),
         ServerSpec("ours-uvloop", "ours", loop="uvloop", missing=uvloop_missing),
         ServerSpec("ours-2w", "ours", workers=2, only=("a",)),
-        ServerSpec("nghttpd", "nghttpd",
-                   missing="" if _find("nghttpd") else "apt-get install nghttp2-server"),
-        ServerSpec("granian", "granian",
-                   missing="" if _find("granian") else "pip install granian"),
-        ServerSpec("hypercorn", "hypercorn",
-                   missing="" if _find("hypercorn") else "pip install hypercorn"),
+        ServerSpec(
+            "nghttpd",
+            "nghttpd",
+            missing="" if _find("nghttpd") else "apt-get install nghttp2-server",
+        ),
+        ServerSpec("granian", "granian", missing="" if _find("granian") else "pip install granian"),
+        ServerSpec(
+            "hypercorn", "hypercorn", missing="" if _find("hypercorn") else "pip install hypercorn"
+        ),
     ]
     if wanted:
         unknown = set(wanted) - {s.name for s in specs}
@@ -210,11 +229,28 @@ class Files:
             self.tls_error = "openssl is not installed"
             return
         proc = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "2", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(self.key), "-out", str(self.cert)],
-            capture_output=True, text=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(self.key),
+                "-out",
+                str(self.cert),
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode:
             self.tls_error = f"openssl failed: {proc.stderr.strip()}"
@@ -230,11 +266,15 @@ class Server:
         self.log = files.root / f"{spec.name}-{'tls' if tls else 'h2c'}-{self.port}.log"
         argv, env = self._command(files)
         self.argv = argv
-        self.proc = subprocess.Popen(
-            _pinned(cores, argv), env=env, cwd=str(files.root),
-            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-            start_new_session=True,
-        )
+        with open(self.log, "wb") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                _pinned(cores, argv),
+                env=env,
+                cwd=str(files.root),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def scheme(self) -> str:
@@ -247,22 +287,53 @@ class Server:
         spec, port = self.spec, str(self.port)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(HANDLERS), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            [str(HANDLERS), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
         if spec.kind == "ours":
             argv = [
-                sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", port,
-                "--handler", "ours:BenchHandler", "--no-access-log", "--log-level", "warning",
-                "--loop", spec.loop, "--workers", str(spec.workers)]
-            argv += ["--cert", str(files.cert), "--key", str(files.key)] if self.tls else \
-                ["--no-tls"]
+                sys.executable,
+                "-m",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--handler",
+                "ours:BenchHandler",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--loop",
+                spec.loop,
+                "--workers",
+                str(spec.workers),
+            ]
+            argv += (
+                ["--cert", str(files.cert), "--key", str(files.key)] if self.tls else ["--no-tls"]
+            )
         elif spec.kind == "nghttpd":
-            argv = [str(_find("nghttpd")), "-n1", "-a", "127.0.0.1", "-d", str(files.docroot),
-                    port]
+            argv = [str(_find("nghttpd")), "-n1", "-a", "127.0.0.1", "-d", str(files.docroot), port]
             argv += [str(files.key), str(files.cert)] if self.tls else ["--no-tls"]
         elif spec.kind == "granian":
-            argv = [str(_find("granian")), "--interface", "asgi", "--http", "2", "--workers", "1",
-                    "--host", "127.0.0.1", "--port", port, "--no-ws", "--backlog", "1024",
-                    "--log-level", "warning", "asgi_app:app"]
+            argv = [
+                str(_find("granian")),
+                "--interface",
+                "asgi",
+                "--http",
+                "2",
+                "--workers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--no-ws",
+                "--backlog",
+                "1024",
+                "--log-level",
+                "warning",
+                "asgi_app:app",
+            ]
             if self.tls:
                 argv += ["--ssl-certificate", str(files.cert), "--ssl-keyfile", str(files.key)]
         elif spec.kind == "hypercorn":
@@ -286,10 +357,13 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.spec.name} exited with {self.proc.returncode}: "
-                                   f"{self.output()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=0.5):
+                raise RuntimeError(
+                    f"{self.spec.name} exited with {self.proc.returncode}: {self.output()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{self.spec.name} did not listen within {timeout:.0f}s")
@@ -409,20 +483,34 @@ def _percentiles(log: Path) -> Tuple[float, float, float]:
     return pct(0.50), pct(0.90), pct(0.99)
 
 
-def h2load(server: Server, workload: Workload, n: int, files: Files,
-           cores: Optional[str], timeout: float = 600.0) -> Run:
+def h2load(
+    server: Server,
+    workload: Workload,
+    n: int,
+    files: Files,
+    cores: Optional[str],
+    timeout: float = 600.0,
+) -> Run:
     n = max(n, workload.clients)
     log = files.root / "h2load-requests.log"
     with contextlib.suppress(FileNotFoundError):
         log.unlink()  # h2load appends
-    argv = ["h2load", "-n", str(n), "-c", str(workload.clients), "-m", str(workload.streams),
-            "--log-file", str(log)]
+    argv = [
+        "h2load",
+        "-n",
+        str(n),
+        "-c",
+        str(workload.clients),
+        "-m",
+        str(workload.streams),
+        "--log-file",
+        str(log),
+    ]
     if workload.upload:
         argv += ["-d", str(files.upload)]
     argv.append(server.url(workload.path))
     try:
-        proc = subprocess.run(_pinned(cores, argv), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(_pinned(cores, argv), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return Run(n, 0, n, timeout, 0, 0, 0, 0, 0, False, f"h2load timed out after {timeout}s")
     out = proc.stdout
@@ -440,17 +528,46 @@ def h2load(server: Server, workload: Workload, n: int, files: Files,
         elif line.startswith("traffic:"):
             fields["bytes"] = int(line.split("(", 1)[1].split(")", 1)[0])
     if "seconds" not in fields or "succeeded" not in fields:
-        return Run(n, 0, n, 0, 0, 0, 0, 0, 0, False,
-                   f"h2load exited with {proc.returncode}: {(out + proc.stderr)[-600:]}")
+        return Run(
+            n,
+            0,
+            n,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            False,
+            f"h2load exited with {proc.returncode}: {(out + proc.stderr)[-600:]}",
+        )
     seconds = max(fields["seconds"], 1e-9)
-    ok = (fields["succeeded"] == n and fields["failed"] == 0 and fields.get("2xx") == n
-          and proc.returncode == 0)
+    ok = (
+        fields["succeeded"] == n
+        and fields["failed"] == 0
+        and fields.get("2xx") == n
+        and proc.returncode == 0
+    )
     moved = fields["succeeded"] * LARGE_SIZE if workload.upload else fields.get("bytes", 0)
     p50, p90, p99 = _percentiles(log)
-    error = "" if ok else (f"{n - fields['succeeded']} of {n} requests failed "
-                           f"({fields.get('2xx', 0)} 2xx)")
-    return Run(n, fields["succeeded"], fields["failed"], seconds, fields["succeeded"] / seconds,
-               moved / MIB / seconds, p50, p90, p99, ok, error)
+    error = (
+        ""
+        if ok
+        else (f"{n - fields['succeeded']} of {n} requests failed ({fields.get('2xx', 0)} 2xx)")
+    )
+    return Run(
+        n,
+        fields["succeeded"],
+        fields["failed"],
+        seconds,
+        fields["succeeded"] / seconds,
+        moved / MIB / seconds,
+        p50,
+        p90,
+        p99,
+        ok,
+        error,
+    )
 
 
 # ---- one (workload, server) measurement -------------------------------------
@@ -500,8 +617,11 @@ class Bench:
             self.release(self._cache[key], force=True)
         if key in self._cache:
             return self._cache[key]
-        cores = self.server_cores if spec.workers == 1 else (
-            "0,1" if self.server_cores is not None else None)
+        cores = (
+            self.server_cores
+            if spec.workers == 1
+            else ("0,1" if self.server_cores is not None else None)
+        )
         server = Server(spec, tls, self.files, cores)
         try:
             server.wait_listening()
@@ -532,8 +652,9 @@ class Bench:
             if run.ok:
                 return
             if time.monotonic() > deadline or server.proc.poll() is not None:
-                raise RuntimeError(f"{server.spec.name} does not answer: {run.error}\n"
-                                   f"{server.output()}")
+                raise RuntimeError(
+                    f"{server.spec.name} does not answer: {run.error}\n{server.output()}"
+                )
             time.sleep(0.2)
 
     def measure(self, workload: Workload, specs: List[ServerSpec]) -> List[Result]:
@@ -564,14 +685,16 @@ class Bench:
                 runs[result.server] = [warm]
                 sizes[result.server] = workload.n_quick
                 if not self.quick and warm.ok:
-                    sizes[result.server] = int(min(
-                        workload.n_full, max(workload.n_quick, warm.req_s * RUN_SECONDS)))
+                    sizes[result.server] = int(
+                        min(workload.n_full, max(workload.n_quick, warm.req_s * RUN_SECONDS))
+                    )
             if not self.quick:
                 for _ in range(self.runs):
                     for result, server in live:
                         if runs[result.server][0].ok:
                             runs[result.server].append(
-                                self._run(server, workload, sizes[result.server]))
+                                self._run(server, workload, sizes[result.server])
+                            )
             for result, server in live:
                 self._summarize(result, workload, runs[result.server], sizes[result.server])
                 result.peak_rss_kib = server.peak_rss_kib()
@@ -646,8 +769,11 @@ class Bench:
             time.sleep(0.5 if self.quick else 2.0)
             after = server.rss_kib()
             entry.update(
-                connections=IDLE_CONNECTIONS, answered=answered, rss_before_kib=before,
-                rss_after_kib=after, kib_per_connection=(after - before) / IDLE_CONNECTIONS,
+                connections=IDLE_CONNECTIONS,
+                answered=answered,
+                rss_before_kib=before,
+                rss_after_kib=after,
+                kib_per_connection=(after - before) / IDLE_CONNECTIONS,
                 ok=answered == IDLE_CONNECTIONS,
             )
             if answered != IDLE_CONNECTIONS:
@@ -683,9 +809,13 @@ class Bench:
                 time.sleep(0.3)
                 trail.append(server.rss_kib())
             after = trail[-1]
-            entry.update(rss_before_kib=before, rss_after_kib=after, rss_trail_kib=trail,
-                         growth_percent=100.0 * (after - before) / before if before else 0.0,
-                         ok=ok)
+            entry.update(
+                rss_before_kib=before,
+                rss_after_kib=after,
+                rss_trail_kib=trail,
+                growth_percent=100.0 * (after - before) / before if before else 0.0,
+                ok=ok,
+            )
             if not ok:
                 entry["error"] = "requests failed"
         finally:
@@ -719,21 +849,46 @@ def profile(bench: Bench, outdir: Path, seconds: float) -> Dict[str, Any]:
             pid = server.serving_pids()[0]
             raw = outdir / f"profile-{workload.name}.txt"
             svg = outdir / f"profile-{workload.name}.svg"
-            h2load_argv = ["h2load", "-n", str(n), "-c", str(workload.clients),
-                           "-m", str(workload.streams), server.url(workload.path)]
+            h2load_argv = [
+                "h2load",
+                "-n",
+                str(n),
+                "-c",
+                str(workload.clients),
+                "-m",
+                str(workload.streams),
+                server.url(workload.path),
+            ]
             loop = f"while :; do {' '.join(h2load_argv)} >/dev/null 2>&1; done"
-            load = subprocess.Popen(_pinned(bench.client_cores, ["sh", "-c", loop]),
-                                    start_new_session=True)
+            load = subprocess.Popen(
+                _pinned(bench.client_cores, ["sh", "-c", loop]), start_new_session=True
+            )
             try:
                 time.sleep(0.5)
                 for fmt, out in (("raw", raw), ("flamegraph", svg)):
                     # --native (C frames: cffi, libnghttp2, libc) needs
                     # py-spy to stop the process for each sample
-                    subprocess.run([pyspy, "record", "--pid", str(pid), "--native",
-                                    "--function", "--rate", "250",
-                                    "--duration", str(int(seconds)),
-                                    "--format", fmt, "--output", str(out)],
-                                   capture_output=True, check=True, timeout=seconds + 60)
+                    subprocess.run(
+                        [
+                            pyspy,
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--native",
+                            "--function",
+                            "--rate",
+                            "250",
+                            "--duration",
+                            str(int(seconds)),
+                            "--format",
+                            fmt,
+                            "--output",
+                            str(out),
+                        ],
+                        capture_output=True,
+                        check=True,
+                        timeout=seconds + 60,
+                    )
             finally:
                 os.killpg(load.pid, signal.SIGTERM)
                 load.wait(10)
@@ -775,8 +930,10 @@ def _top(raw: Path, count: int = 25) -> Dict[str, Any]:
     total = {k: v for k, v in total.items() if v < 0.97 * samples}
 
     def table(d: Dict[str, int]) -> List[Tuple[str, float]]:
-        return [(k, 100.0 * v / max(samples, 1)) for k, v in
-                sorted(d.items(), key=lambda kv: -kv[1])[:count]]
+        return [
+            (k, 100.0 * v / max(samples, 1))
+            for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:count]
+        ]
 
     return {"samples": samples, "own": table(own), "total": table(total)}
 
@@ -793,19 +950,25 @@ def print_tables(report: Dict[str, Any]) -> None:
     servers = report["servers"]
     print(f"\nServer benchmark ({report['mode']}; {report['machine']})")
     print("  " + "; ".join(f"{k} {v}" for k, v in report["versions"].items()))
-    header = (f"  {'server':<12} {'req/s':>9} {'MB/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
-              f"{'p99 ms':>7} {'peak RSS':>10} {'CPU%':>5} {'per CPU-s':>10}  "
-              f"{'ours/this':>9} {'(by CPU)':>8}")
-    print("\nLatency: per request, from h2load's log.  CPU%: the server's CPU time / wall "
-          "time.\nper CPU-s: requests (MB/s workloads: MiB) per second of server CPU time.")
+    header = (
+        f"  {'server':<12} {'req/s':>9} {'MB/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
+        f"{'p99 ms':>7} {'peak RSS':>10} {'CPU%':>5} {'per CPU-s':>10}  "
+        f"{'ours/this':>9} {'(by CPU)':>8}"
+    )
+    print(
+        "\nLatency: per request, from h2load's log.  CPU%: the server's CPU time / wall "
+        "time.\nper CPU-s: requests (MB/s workloads: MiB) per second of server CPU time."
+    )
     print("\n" + header + "\n  " + "-" * (len(header) - 2))
     for workload in WORKLOADS:
         rows = [r for r in results if r.workload == workload.key]
         if not rows:
             continue
         ours = next((r for r in rows if r.server == "ours" and r.value and r.ok), None)
-        print(f"({workload.key}) {workload.title}, h2load {workload.h2load_shape()}"
-              f"{' -d 1MiB-file' if workload.upload else ''}   [{workload.metric}]")
+        print(
+            f"({workload.key}) {workload.title}, h2load {workload.h2load_shape()}"
+            f"{' -d 1MiB-file' if workload.upload else ''}   [{workload.metric}]"
+        )
         for r in rows:
             if r.skipped:
                 print(f"  {r.server:<12} -- {r.skipped}")
@@ -816,10 +979,12 @@ def print_tables(report: Dict[str, Any]) -> None:
             ratio = f"{ours.value / r.value:.2f}" if ours else ""
             by_cpu = f"{ours.per_cpu / r.per_cpu:.2f}" if ours and r.per_cpu else ""
             flag = "" if r.ok else "  FAILED: " + r.error[:60]
-            print(f"  {r.server:<12} {_fmt(r.req_s):>9} {_fmt(r.mb_s, 1):>8} "
-                  f"{r.p50_ms:>7.2f} {r.p90_ms:>7.2f} {r.p99_ms:>7.2f} "
-                  f"{r.peak_rss_kib / 1024:>6.1f} MiB {r.cpu_percent:>5.0f} "
-                  f"{_fmt(r.per_cpu):>10}  {ratio:>9} {by_cpu:>8}{flag}")
+            print(
+                f"  {r.server:<12} {_fmt(r.req_s):>9} {_fmt(r.mb_s, 1):>8} "
+                f"{r.p50_ms:>7.2f} {r.p90_ms:>7.2f} {r.p99_ms:>7.2f} "
+                f"{r.peak_rss_kib / 1024:>6.1f} MiB {r.cpu_percent:>5.0f} "
+                f"{_fmt(r.per_cpu):>10}  {ratio:>9} {by_cpu:>8}{flag}"
+            )
     if report.get("idle"):
         print(f"\nMemory per idle HTTP/2 connection ({IDLE_CONNECTIONS} open, h2c)")
         for e in report["idle"]:
@@ -827,9 +992,11 @@ def print_tables(report: Dict[str, Any]) -> None:
                 print(f"  {e['server']:<12} -- {e['skipped']}")
             elif "kib_per_connection" in e:
                 bad = "" if e.get("ok") else f"  FAILED: {e.get('error')}"
-                print(f"  {e['server']:<12} {e['kib_per_connection']:>7.1f} KiB/connection  "
-                      f"(RSS {e['rss_before_kib'] / 1024:.1f} -> "
-                      f"{e['rss_after_kib'] / 1024:.1f} MiB){bad}")
+                print(
+                    f"  {e['server']:<12} {e['kib_per_connection']:>7.1f} KiB/connection  "
+                    f"(RSS {e['rss_before_kib'] / 1024:.1f} -> "
+                    f"{e['rss_after_kib'] / 1024:.1f} MiB){bad}"
+                )
             else:
                 print(f"  {e['server']:<12} FAILED: {e.get('error', '')[:100]}")
     if report.get("growth"):
@@ -840,15 +1007,19 @@ def print_tables(report: Dict[str, Any]) -> None:
             elif "growth_percent" in e:
                 trail = " ".join(f"{k / 1024:.1f}" for k in e["rss_trail_kib"])
                 bad = "" if e.get("ok") else f"  FAILED: {e.get('error')}"
-                print(f"  {e['server']:<12} {e['requests']:>9,} requests: "
-                      f"{e['growth_percent']:+.2f}%  (MiB: {trail}){bad}")
+                print(
+                    f"  {e['server']:<12} {e['requests']:>9,} requests: "
+                    f"{e['growth_percent']:+.2f}%  (MiB: {trail}){bad}"
+                )
             else:
                 print(f"  {e['server']:<12} FAILED: {e.get('error', '')[:100]}")
     targets = report["targets"]
     if targets:
         ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
-        print("\nTargets (ours/peer, wall clock: met or NOT met, for each of our event loops;"
-              "\n[the same ratio per server CPU-second])")
+        print(
+            "\nTargets (ours/peer, wall clock: met or NOT met, for each of our event loops;"
+            "\n[the same ratio per server CPU-second])"
+        )
         head = f"  {'target':<40} {'goal':>8}" + "".join(f"  {s:>26}" for s in ours_names)
         print(head + "\n  " + "-" * (len(head) - 2))
         for t in targets:
@@ -865,9 +1036,11 @@ def print_tables(report: Dict[str, Any]) -> None:
             print(f"  {t['target']:<40} {t['goal']:>8}{cells}")
     if report.get("scaling"):
         s = report["scaling"]
-        print(f"\nWorkers on (a): 2 workers / 1 worker = {s['ratio']:.2f}x "
-              f"({_fmt(s['one'])} -> {_fmt(s['two'])} req/s; the 2 workers share the "
-              "machine's 2 cores with h2load)")
+        print(
+            f"\nWorkers on (a): 2 workers / 1 worker = {s['ratio']:.2f}x "
+            f"({_fmt(s['one'])} -> {_fmt(s['two'])} req/s; the 2 workers share the "
+            "machine's 2 cores with h2load)"
+        )
     for note in report["notes"]:
         print(f"\nnote: {note}")
     if report.get("profile"):
@@ -876,8 +1049,10 @@ def print_tables(report: Dict[str, Any]) -> None:
                 print(f"\nprofile: skipped: {prof}")
                 continue
             key = next(w.key for w in WORKLOADS if w.name == name)
-            print(f"\nProfile of ours under ({key}) {name}: "
-                  f"{prof['samples']} samples; flame graph {prof['svg']}")
+            print(
+                f"\nProfile of ours under ({key}) {name}: "
+                f"{prof['samples']} samples; flame graph {prof['svg']}"
+            )
             print("  own time (the function itself):")
             for fn, pct in prof["own"][:20]:
                 print(f"    {pct:5.1f}%  {fn}")
@@ -886,8 +1061,12 @@ def print_tables(report: Dict[str, Any]) -> None:
                 print(f"    {pct:5.1f}%  {fn}")
 
 
-def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict[str, Any]],
-            servers: List[str]) -> List[Dict[str, Any]]:
+def targets(
+    results: List[Result],
+    idle: List[Dict[str, Any]],
+    growth: List[Dict[str, Any]],
+    servers: List[str],
+) -> List[Dict[str, Any]]:
     ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
     value = {(r.workload, r.server): r.value for r in results if r.value and r.ok}
     per_cpu = {(r.workload, r.server): r.per_cpu for r in results if r.per_cpu and r.ok}
@@ -898,7 +1077,12 @@ def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict
             continue
         row: Dict[str, Any] = {
             "target": f"({key}) {workload.name}: ours/{peer} {workload.metric}",
-            "goal": f">= {goal:g}", "unit": "x", "values": {}, "met": {}, "by_cpu": {}}
+            "goal": f">= {goal:g}",
+            "unit": "x",
+            "values": {},
+            "met": {},
+            "by_cpu": {},
+        }
         for s in ours_names:
             if (key, s) in value:
                 ratio = value[(key, s)] / value[(key, peer)]
@@ -907,8 +1091,13 @@ def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict
                 if (key, s) in per_cpu and (key, peer) in per_cpu:
                     row["by_cpu"][s] = per_cpu[(key, s)] / per_cpu[(key, peer)]
         rows.append(row)
-    row = {"target": "memory: KiB per idle connection", "goal": f"<= {IDLE_TARGET_KIB:g}",
-           "unit": "K", "values": {}, "met": {}}
+    row = {
+        "target": "memory: KiB per idle connection",
+        "goal": f"<= {IDLE_TARGET_KIB:g}",
+        "unit": "K",
+        "values": {},
+        "met": {},
+    }
     for e in idle:
         if e["server"] in ours_names and "kib_per_connection" in e:
             row["values"][e["server"]] = e["kib_per_connection"]
@@ -920,9 +1109,13 @@ def targets(results: List[Result], idle: List[Dict[str, Any]], growth: List[Dict
             continue
         row = next((r for r in rows if r["target"].startswith("memory: RSS growth")), None)
         if row is None:
-            row = {"target": f"memory: RSS growth over {e['requests']:,} requests",
-                   "goal": f"< {GROWTH_TARGET_PERCENT:g}%", "unit": "%", "values": {},
-                   "met": {}}
+            row = {
+                "target": f"memory: RSS growth over {e['requests']:,} requests",
+                "goal": f"< {GROWTH_TARGET_PERCENT:g}%",
+                "unit": "%",
+                "values": {},
+                "met": {},
+            }
             rows.append(row)
         row["values"][e["server"]] = e["growth_percent"]
         row["met"][e["server"]] = e["growth_percent"] < GROWTH_TARGET_PERCENT
@@ -963,18 +1156,26 @@ def raise_fd_limit(want: int = 8192) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="CI smoke test: tiny counts, one run, exit 1 if a request fails")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke test: tiny counts, one run, exit 1 if a request fails",
+    )
     parser.add_argument("--full", action="store_true", help="the full run (the default)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON report to FILE")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per server (best kept)")
-    parser.add_argument("--servers", help="comma-separated subset: ours,ours-uvloop,ours-2w,"
-                        "nghttpd,granian,hypercorn")
+    parser.add_argument(
+        "--servers",
+        help="comma-separated subset: ours,ours-uvloop,ours-2w,nghttpd,granian,hypercorn",
+    )
     parser.add_argument("--workloads", help="comma-separated subset of a,b,c,d,e,f,idle,growth")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
-    parser.add_argument("--profile", metavar="DIR",
-                        help="also profile ours (py-spy) under (a), (c), (d), files to DIR")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="also profile ours (py-spy) under (a), (c), (d), files to DIR",
+    )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     if args.quick and args.full:
@@ -986,8 +1187,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so that every server started gets stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     specs = server_specs(args.servers.split(",") if args.servers else None)
-    chosen = set(args.workloads.split(",")) if args.workloads else (
-        {w.key for w in WORKLOADS} | {"idle", "growth"})
+    chosen = (
+        set(args.workloads.split(","))
+        if args.workloads
+        else ({w.key for w in WORKLOADS} | {"idle", "growth"})
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         files = Files(Path(tmp))
@@ -1004,10 +1208,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for result in bench.measure(workload, chosen_specs):
                     results.append(result)
                     if not args.json:
-                        state = (result.skipped or (f"{result.value:,.1f} {workload.metric}"
-                                 + ("" if result.ok else f"  FAILED: {result.error[:200]}")))
-                        print(f"  [{time.monotonic() - started:5.1f}s] ({workload.key}) "
-                              f"{result.server:<12} {state}", file=sys.stderr, flush=True)
+                        state = result.skipped or (
+                            f"{result.value:,.1f} {workload.metric}"
+                            + ("" if result.ok else f"  FAILED: {result.error[:200]}")
+                        )
+                        print(
+                            f"  [{time.monotonic() - started:5.1f}s] ({workload.key}) "
+                            f"{result.server:<12} {state}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             if "idle" in chosen:
                 idle = [bench.idle_memory(spec) for spec in specs if spec.workers == 1]
             if "growth" in chosen:
@@ -1024,13 +1234,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             scaling = {"one": one.value, "two": two.value, "ratio": two.value / one.value}
         notes = list(bench.notes)
         if args.quick:
-            notes.append("quick mode: tiny counts, one run; peak RSS is per server process "
-                         "across all workloads; figures are not comparable")
+            notes.append(
+                "quick mode: tiny counts, one run; peak RSS is per server process "
+                "across all workloads; figures are not comparable"
+            )
         report = {
             "mode": "quick" if args.quick else "full",
             "machine": f"{platform.machine()}, {bench.cpus} cores, "
-                       + ("server on core 0, h2load on core 1" if bench.server_cores
-                          else "no pinning"),
+            + ("server on core 0, h2load on core 1" if bench.server_cores else "no pinning"),
             "versions": versions(),
             "servers": names,
             "results": [asdict(r) for r in results],
@@ -1050,11 +1261,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_tables(report)
         print(f"\n({report['seconds']:.0f} s)")
     ours_results = [r for r in results if r.server.startswith("ours") and not r.skipped]
-    ours_memory = [e for e in idle + growth
-                   if e["server"].startswith("ours") and "skipped" not in e]
+    ours_memory = [
+        e for e in idle + growth if e["server"].startswith("ours") and "skipped" not in e
+    ]
     failures = [f"({r.workload}) {r.server}: {r.error}" for r in ours_results if not r.ok]
-    failures += [f"memory {e['server']}: {e.get('error')}" for e in ours_memory
-                 if not e.get("ok")]
+    failures += [f"memory {e['server']}: {e.get('error')}" for e in ours_memory if not e.get("ok")]
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
