@@ -17,8 +17,9 @@ from .connection import (
     DEFAULT_STREAM_WINDOW,
     ClientConnection,
     Unavailable,
+    open_connection,
 )
-from .errors import ClientError, ConnectError, ConnectTimeout
+from .errors import ClientError
 from .response import Response, ResponseStream
 
 log = logging.getLogger("client")
@@ -262,40 +263,19 @@ class Client:
                 self._old.add(conn)
 
     async def _open(self) -> ClientConnection:
-        loop = asyncio.get_running_loop()
-        timeout = self.timeout.connect
-
-        def factory() -> ClientConnection:
-            return ClientConnection(
+        return await open_connection(
+            lambda: ClientConnection(
                 enable_push=self.enable_push,
                 stream_window=self.stream_window,
                 max_pushes=self.max_pushes,
-            )
-
-        async def open_and_handshake() -> ClientConnection:
-            server_hostname = self.server_hostname or self.host if self.ssl else None
-            _, conn = await loop.create_connection(
-                factory, self.host, self.port, ssl=self.ssl, server_hostname=server_hostname
-            )
-            try:
-                await conn.handshake()
-            except BaseException:
-                conn.abort()
-                raise
-            return conn
-
-        try:
-            if timeout is None:
-                return await open_and_handshake()
-            return await asyncio.wait_for(open_and_handshake(), timeout)
-        except asyncio.TimeoutError:
-            raise ConnectTimeout(f"connecting to {self.origin} took more than {timeout}s") from None
-        except ClientError:
-            raise
-        except _ssl.SSLError as exc:
-            raise ConnectError(f"TLS with {self.origin} failed: {exc}") from exc
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {self.origin}: {exc}") from exc
+            ),
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            server_hostname=self.server_hostname or self.host if self.ssl else None,
+            timeout=self.timeout.connect,
+            origin=self.origin,
+        )
 
     async def aclose(self) -> None:
         """Close every connection (GOAWAY); streams still open fail."""

@@ -45,8 +45,8 @@ from urllib.parse import urlparse
 
 from nghttp2_cffi import ErrorCode
 
-from .connection import ClientConnection, Fields, StreamSink, Unavailable
-from .errors import ClientError, ConnectError, ConnectTimeout
+from .connection import ClientConnection, Fields, StreamSink, Unavailable, open_connection
+from .errors import ClientError, ConnectError
 
 log = logging.getLogger("client")
 
@@ -294,39 +294,18 @@ class HTTP2Client:
     # ---- connecting ------------------------------------------------------
 
     async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
         host, port = self.address
         origin = f"{self.scheme}://{host}:{port}"
-
-        async def open_and_handshake() -> ClientConnection:
-            _, conn = await loop.create_connection(
+        try:
+            conn = await open_connection(
                 lambda: ClientConnection(enable_push=self.enable_push),
                 host,
                 port,
                 ssl=self.ssl,
                 server_hostname=host if self.ssl else None,
+                timeout=self.connect_timeout,
+                origin=origin,
             )
-            try:
-                await conn.handshake()
-            except BaseException:
-                conn.abort()
-                raise
-            return conn
-
-        try:
-            try:
-                if self.connect_timeout is None:
-                    conn = await open_and_handshake()
-                else:
-                    conn = await asyncio.wait_for(open_and_handshake(), self.connect_timeout)
-            except asyncio.TimeoutError:
-                raise ConnectTimeout(
-                    f"connecting to {origin} took more than {self.connect_timeout}s"
-                ) from None
-            except ClientError:
-                raise
-            except OSError as exc:
-                raise ConnectError(f"cannot connect to {origin}: {exc}") from exc
         except BaseException as exc:
             self.error = exc
             queued, self._queued = self._queued, []

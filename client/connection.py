@@ -18,7 +18,8 @@ import asyncio
 import collections
 import logging
 import socket
-from typing import Any, Dict, List, Optional, Tuple
+import ssl as _ssl
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from nghttp2_cffi import (
     CallbackError,
@@ -44,7 +45,9 @@ from nghttp2_cffi import (
 
 from .errors import (
     ClientError,
+    ConnectError,
     ConnectionClosedError,
+    ConnectTimeout,
     GoAwayError,
     NegotiationError,
     RemoteProtocolError,
@@ -579,3 +582,42 @@ class ClientConnection(asyncio.Protocol):
         return NegotiationError(
             f"the server did not answer with an HTTP/2 connection preface ({detail})"
         )
+
+
+async def open_connection(
+    factory: Callable[[], ClientConnection],
+    host: str,
+    port: int,
+    *,
+    ssl: Optional[_ssl.SSLContext],
+    server_hostname: Optional[str],
+    timeout: Optional[float],
+    origin: str,
+) -> ClientConnection:
+    """Connect and wait for the server's first SETTINGS (within ``timeout``
+    seconds in all); failures raise :class:`~client.errors.ClientError`."""
+    loop = asyncio.get_running_loop()
+
+    async def open_and_handshake() -> ClientConnection:
+        _, conn = await loop.create_connection(
+            factory, host, port, ssl=ssl, server_hostname=server_hostname
+        )
+        try:
+            await conn.handshake()
+        except BaseException:
+            conn.abort()
+            raise
+        return conn
+
+    try:
+        if timeout is None:
+            return await open_and_handshake()
+        return await asyncio.wait_for(open_and_handshake(), timeout)
+    except asyncio.TimeoutError:
+        raise ConnectTimeout(f"connecting to {origin} took more than {timeout}s") from None
+    except ClientError:
+        raise
+    except _ssl.SSLError as exc:
+        raise ConnectError(f"TLS with {origin} failed: {exc}") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {origin}: {exc}") from exc

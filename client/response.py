@@ -45,6 +45,18 @@ def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
     return status, rest
 
 
+async def _within(waiter: asyncio.Future[None], timeout: Optional[float]) -> bool:
+    """Await ``waiter``; False when ``timeout`` seconds passed first."""
+    try:
+        if timeout is None:
+            await waiter
+        else:
+            await asyncio.wait_for(waiter, timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 class ResponseStream(StreamSink):
     """Buffers one stream's response until its reader takes it; the bytes
     taken are acknowledged then, so the server sends at the reader's pace."""
@@ -157,32 +169,24 @@ class ResponseStream(StreamSink):
 
     async def wait(self, timeout: Optional[float], what: str) -> None:
         """Wait for the next event on the stream; ReadTimeout after ``timeout``."""
-        waiter = self._waiter = self.conn.loop.create_future()
+        self._waiter = self.conn.loop.create_future()
         try:
-            if timeout is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
-            raise ReadTimeout(
-                f"no {what} from the server within {timeout}s (stream {self.stream_id})"
-            ) from None
+            if not await _within(self._waiter, timeout):
+                raise ReadTimeout(
+                    f"no {what} from the server within {timeout}s (stream {self.stream_id})"
+                )
         finally:
             self._waiter = None
 
     async def wait_drained(self, timeout: Optional[float]) -> None:
         """Wait until the request body may take more; WriteTimeout after ``timeout``."""
-        waiter = self._drain_waiter = self.conn.loop.create_future()
+        self._drain_waiter = self.conn.loop.create_future()
         try:
-            if timeout is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
-            raise WriteTimeout(
-                f"the request body of stream {self.stream_id} could not be sent for {timeout}s "
-                "(the server's flow-control window stayed closed)"
-            ) from None
+            if not await _within(self._drain_waiter, timeout):
+                raise WriteTimeout(
+                    f"the request body of stream {self.stream_id} could not be sent for "
+                    f"{timeout}s (the server's flow-control window stayed closed)"
+                )
         finally:
             self._drain_waiter = None
 
