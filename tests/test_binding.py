@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hyperframe.frame import Frame, SettingsFrame
+from hyperframe.frame import SettingsFrame
+from session_support import MAGIC, parse_frames
 
 import nghttp2_cffi
 from nghttp2_cffi import (
@@ -30,21 +31,9 @@ from nghttp2_cffi import (
 )
 from nghttp2_cffi.library import COMPILED_VERSION_NUM
 
-MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 ROOT = Path(nghttp2_cffi.__file__).resolve().parent.parent
 #: An extracted libnghttp2 other than the system's (Debian 13's 1.64 on 12).
 OTHER_ROOT = Path(os.environ.get("NGHTTP2_CFFI_OTHER_ROOT", "/opt/nghttp2-1.64"))
-
-
-def parse_frames(data: bytes) -> list:
-    frames = []
-    view = memoryview(data)
-    while view:
-        frame, length = Frame.parse_frame_header(view[:9])
-        frame.parse_body(view[9 : 9 + length])
-        frames.append(frame)
-        view = view[9 + length :]
-    return frames
 
 
 def version_num(version: str) -> int:

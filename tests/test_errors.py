@@ -8,7 +8,6 @@ import struct
 import hpack
 import pytest
 from hyperframe.frame import (
-    Frame,
     GoAwayFrame,
     HeadersFrame,
     PingFrame,
@@ -16,6 +15,7 @@ from hyperframe.frame import (
     RstStreamFrame,
     SettingsFrame,
 )
+from session_support import MAGIC, parse_frames
 
 from nghttp2_cffi import (
     CallbackError,
@@ -46,7 +46,6 @@ from nghttp2_cffi.errors import (
     strerror,
 )
 
-MAGIC = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 GET = [(":method", "GET"), (":scheme", "http"), (":authority", "example"), (":path", "/")]
 POST = [(":method", "POST"), (":scheme", "http"), (":authority", "example"), (":path", "/")]
 
@@ -175,17 +174,6 @@ def settings_frame(settings: dict | None = None) -> bytes:
     frame = SettingsFrame(0)
     frame.settings = settings or {}
     return frame.serialize()
-
-
-def parse_frames(data: bytes) -> list:
-    frames = []
-    view = memoryview(data)
-    while view:
-        frame, length = Frame.parse_frame_header(view[:9])
-        frame.parse_body(view[9 : 9 + length])
-        frames.append(frame)
-        view = view[9 + length :]
-    return frames
 
 
 def attack(data: bytes, *, preface: bool = True, side: str = "server", **options) -> tuple:

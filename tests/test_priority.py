@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 import pytest
+from session_support import pump
 
 from nghttp2_cffi import (
     DEFAULT_PRIORITY,
@@ -28,21 +29,6 @@ from nghttp2_cffi.priority import _parse, as_priority
 
 RFC9218 = {SettingCode.NO_RFC7540_PRIORITIES: 1}
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/")]
-
-
-def pump(a: Session, b: Session, limit: int = 0) -> Tuple[list, list]:
-    """Move bytes both ways until quiet (``limit``: bytes per send)."""
-    seen_a: list = []
-    seen_b: list = []
-    for _ in range(100_000):
-        out_a, out_b = a.data_to_send(limit), b.data_to_send(limit)
-        if not out_a and not out_b:
-            return seen_a, seen_b
-        if out_a:
-            seen_b += b.receive_data(out_a)
-        if out_b:
-            seen_a += a.receive_data(out_b)
-    pytest.fail("sessions still talking")
 
 
 # ---- the Priority field ----------------------------------------------------

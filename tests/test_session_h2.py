@@ -3,7 +3,6 @@ our server with an h2 client, our client with an h2 server.  In memory."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 
 import h2.config
@@ -12,6 +11,7 @@ import h2.errors
 import h2.events
 import h2.settings
 import pytest
+from session_support import body_of, of, pattern
 
 from nghttp2_cffi import (
     DataReceived,
@@ -46,11 +46,6 @@ POST = [
     (b":authority", b"example.com"),
     (b":path", b"/upload"),
 ]
-
-
-def pattern(n: int, seed: int = 0) -> bytes:
-    block = hashlib.sha256(b"%d" % seed).digest() * 2048
-    return (block * (n // len(block) + 1))[:n]
 
 
 class H2Peer:
@@ -119,20 +114,8 @@ def exchange(ours: Session, peer: H2Peer) -> tuple[list, list]:
     pytest.fail("no quiescence")
 
 
-def of(events: list, cls: type, stream_id: int | None = None) -> list:
-    return [
-        e
-        for e in events
-        if isinstance(e, cls) and (stream_id is None or getattr(e, "stream_id", None) == stream_id)
-    ]
-
-
 def h2_body(events: list, stream_id: int) -> bytes:
     return b"".join(e.data for e in of(events, h2.events.DataReceived, stream_id))
-
-
-def our_body(events: list, stream_id: int) -> bytes:
-    return b"".join(e.data for e in of(events, DataReceived, stream_id))
 
 
 def h2_headers(headers) -> list:
@@ -192,7 +175,7 @@ def test_h2_client_large_upload_and_download(with_h2_client):
     client.conn.send_headers(sid, POST)
     client.send_body(sid, up)
     seen_s, seen_c = exchange(server, client)
-    assert our_body(seen_s, sid) == up
+    assert body_of(seen_s, sid) == up
     assert of(seen_s, DataReceived)[-1].end_stream
     # Our server opened h2's windows by itself.
     updates = of(seen_c, h2.events.WindowUpdated)
@@ -221,7 +204,7 @@ def test_h2_client_trailers_both_ways(with_h2_client):
     client.conn.send_headers(sid, POST + [(b"te", b"trailers")])
     client.send_body(sid, b"grpc-frame", trailers=[(b"x-client-trailer", b"yes")])
     seen_s, _ = exchange(server, client)
-    assert our_body(seen_s, sid) == b"grpc-frame"
+    assert body_of(seen_s, sid) == b"grpc-frame"
     assert of(seen_s, TrailersReceived) == [TrailersReceived(sid, [(b"x-client-trailer", b"yes")])]
     server.send_response(sid, [(":status", "200")], b"reply", trailers=[("grpc-status", "0")])
     _, seen_c = exchange(server, client)
@@ -242,7 +225,7 @@ def test_h2_client_informational_response(with_h2_client):
     assert h2_headers(info.headers) == [(b":status", b"100")]
     client.send_body(sid, b"now the body")
     seen_s, _ = exchange(server, client)
-    assert our_body(seen_s, sid) == b"now the body"
+    assert body_of(seen_s, sid) == b"now the body"
 
 
 def test_h2_client_receives_push(with_h2_client):
@@ -315,7 +298,7 @@ def test_h2_client_stalls_at_our_window():
     data = pattern(200_000, 5)
     client.send_body(sid, data)
     seen_s, _ = exchange(server, client)
-    got = our_body(seen_s, sid)
+    got = body_of(seen_s, sid)
     assert len(got) == 65535
     assert client.conn.local_flow_control_window(sid) == 0
     assert client.outgoing, "h2 still holds the rest"
@@ -327,7 +310,7 @@ def test_h2_client_stalls_at_our_window():
         server.acknowledge_received_data(len(got), sid)
         seen_s, seen_c = exchange(server, client)
         assert of(seen_c, h2.events.WindowUpdated), "our acknowledgement opened h2's window"
-        got = our_body(seen_s, sid)
+        got = body_of(seen_s, sid)
         assert 0 < len(got) <= 65535
         received += got
     assert received == data
@@ -410,7 +393,7 @@ def test_h2_server_get(with_h2_server):
     assert of(seen_c, ResponseReceived) == [
         ResponseReceived(sid, [(b":status", b"200"), (b"server", b"h2")], False)
     ]
-    assert our_body(seen_c, sid) == b"from h2"
+    assert body_of(seen_c, sid) == b"from h2"
     assert StreamClosed(sid, 0) in seen_c
 
 
@@ -424,7 +407,7 @@ def test_h2_server_large_bodies(with_h2_server):
     server.conn.send_headers(sid, [(b":status", b"200")])
     server.send_body(sid, down)
     seen_c, seen_h = exchange(client, server)
-    assert our_body(seen_c, sid) == down
+    assert body_of(seen_c, sid) == down
     assert of(seen_h, h2.events.WindowUpdated), "we opened h2's windows"
 
 
@@ -438,7 +421,7 @@ def test_h2_server_trailers_both_ways(with_h2_server):
     server.conn.send_headers(sid, [(b":status", b"200")])
     server.send_body(sid, b"response", trailers=[(b"x-resp-t", b"2")])
     seen_c, _ = exchange(client, server)
-    assert our_body(seen_c, sid) == b"response"
+    assert body_of(seen_c, sid) == b"response"
     assert of(seen_c, TrailersReceived) == [TrailersReceived(sid, [(b"x-resp-t", b"2")])]
     assert StreamClosed(sid, 0) in seen_c
 
@@ -474,7 +457,7 @@ def test_h2_server_informational_and_push(with_h2_server):
     assert of(seen_c, ResponseReceived, promised) == [
         ResponseReceived(promised, [(b":status", b"200")], False)
     ]
-    assert our_body(seen_c, promised) == b"js();"
+    assert body_of(seen_c, promised) == b"js();"
     assert of(seen_c, ResponseReceived, sid)[0].end_stream
     closed = {e.stream_id for e in of(seen_c, StreamClosed)}
     assert closed == {sid, promised}
@@ -507,14 +490,14 @@ def test_h2_server_stalls_at_our_window():
     server.conn.send_headers(sid, [(b":status", b"200")])
     server.send_body(sid, data)
     seen_c, _ = exchange(client, server)
-    received = our_body(seen_c, sid)
+    received = body_of(seen_c, sid)
     assert len(received) == 65535
     assert server.conn.local_flow_control_window(sid) == 0
     while len(received) < len(data):
-        client.acknowledge_received_data(len(our_body(seen_c, sid)), sid)
+        client.acknowledge_received_data(len(body_of(seen_c, sid)), sid)
         seen_c, seen_h = exchange(client, server)
         assert of(seen_h, h2.events.WindowUpdated)
-        received += our_body(seen_c, sid)
+        received += body_of(seen_c, sid)
     assert received == data
     assert StreamClosed(sid, 0) in seen_c
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import io
 import os
 
 import pytest
-from hyperframe.frame import Frame, PushPromiseFrame
+from hyperframe.frame import PushPromiseFrame
+from session_support import body_of, of, parse_frames, pattern
 
 from nghttp2_cffi import (
     DataReceived,
@@ -40,18 +40,6 @@ POST = [(":method", "POST"), (":scheme", "http"), (":authority", "example"), (":
 MAX_FRAME = 16384
 
 
-def of(events: list, cls: type, stream_id: int | None = None) -> list:
-    return [
-        e
-        for e in events
-        if isinstance(e, cls) and (stream_id is None or getattr(e, "stream_id", None) == stream_id)
-    ]
-
-
-def body_of(events: list, stream_id: int) -> bytes:
-    return b"".join(e.data for e in of(events, DataReceived, stream_id))
-
-
 def ended(events: list, stream_id: int) -> bool:
     """The peer ended the stream: END_STREAM on headers, DATA or trailers."""
     return any(
@@ -60,23 +48,6 @@ def ended(events: list, stream_id: int) -> bool:
         for e in events
         if getattr(e, "stream_id", None) == stream_id
     )
-
-
-def parse_frames(data: bytes) -> list:
-    frames = []
-    view = memoryview(data)
-    while view:
-        frame, length = Frame.parse_frame_header(view[:9])
-        frame.parse_body(view[9 : 9 + length])
-        frames.append(frame)
-        view = view[9 + length :]
-    return frames
-
-
-def pattern(n: int, seed: int = 0) -> bytes:
-    """n bytes that are not all alike, so misplaced chunks would show."""
-    block = hashlib.sha256(b"%d" % seed).digest() * 2048  # 64 KiB
-    return (block * (n // len(block) + 1))[:n]
 
 
 # ---- request / response ------------------------------------------------------
@@ -748,9 +719,7 @@ def test_bodies_survive_garbage_collection_while_c_holds_them():
         for _ in range(200):
             out = server.data_to_send()
             gc.collect()
-            got += b"".join(
-                e.data for e in client.receive_data(out) if isinstance(e, DataReceived)
-            )
+            got += b"".join(e.data for e in client.receive_data(out) if isinstance(e, DataReceived))
             server.receive_data(client.data_to_send())
             if len(got) >= len(body):
                 break
