@@ -51,7 +51,7 @@ _TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
 _TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """The protocol-neutral part of a server connection (``http2`` in handlers)."""
 
     #: The protocol version, as access log lines and ``scope["http_version"]`` say it.
@@ -66,6 +66,19 @@ class Connection(asyncio.Protocol):
     _busy: bool
     _closed: bool
     _timer: Optional[asyncio.TimerHandle]
+
+    # Reads go into the server's one buffer (reads are never interleaved in a
+    # loop): a plain Protocol would get a fresh 256 KiB bytes per read, which
+    # the allocator maps and unmaps each time (~17% of the CPU with 1000
+    # connections, measured with py-spy).
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.server.read_buffer[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def flush(self) -> None:
         raise NotImplementedError

@@ -24,6 +24,8 @@ log = logging.getLogger("server")
 #: Seconds between the shutdown notice (GOAWAY 2^31-1) and the final GOAWAY:
 #: time for requests already on the wire to arrive.
 SHUTDOWN_NOTICE_DELAY = 0.2
+#: Bytes one read takes from a socket, as asyncio's own default.
+READ_BUFFER_SIZE = 256 * 1024
 
 
 class HTTP2Server:
@@ -122,6 +124,8 @@ class HTTP2Server:
         if fallback_rfc7540_priorities and FEATURES["server_fallback_rfc7540_priorities"]:
             self.session_options["fallback_rfc7540_priorities"] = True
         self.connections: set[Connection] = set()
+        #: Where every connection's reads land (see Connection.get_buffer).
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._server: Optional[asyncio.AbstractServer] = None
         self._closed: Optional[asyncio.Event] = None
 
