@@ -43,18 +43,8 @@ PATTERN = bytes(range(256)) * 256  # 64 KiB
 
 
 # ---------------------------------------------------------------------------
-# Certificates
+# Certificates (``ca``, ``server_cert`` and ``server_ssl`` are in tests/conftest.py)
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def server_cert(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert("127.0.0.1", "localhost")
 
 
 @pytest.fixture(scope="session")
@@ -69,17 +59,22 @@ def cert_files(server_cert: trustme.LeafCert, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def server_ssl(server_cert: trustme.LeafCert) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_cert.configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture
 def client_ssl(ca: trustme.CA) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(ctx)
     return ctx
+
+
+@pytest.fixture(params=["h2c", "tls"])
+def tls(request: pytest.FixtureRequest) -> bool:
+    """The servers in subprocesses, over h2c and over TLS."""
+    return request.param == "tls"
+
+
+@pytest.fixture
+def tls_options(tls: bool, client_ssl: ssl.SSLContext) -> Dict[str, Any]:
+    """The Client keyword arguments for ``tls``."""
+    return {"ssl": client_ssl} if tls else {}
 
 
 # ---------------------------------------------------------------------------

@@ -15,17 +15,8 @@ PATTERN = bytes(range(256)) * 256
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(params=["h2c", "tls"])
-def tls(request: pytest.FixtureRequest) -> bool:
-    return request.param == "tls"
-
-
-def kwargs(tls: bool, client_ssl) -> dict:
-    return {"ssl": client_ssl} if tls else {}
-
-
-async def test_get_head_and_404(nghttpd, tls, client_ssl, htdocs) -> None:
-    async with Client(nghttpd(tls), enable_push=False, **kwargs(tls, client_ssl)) as c:
+async def test_get_head_and_404(nghttpd, tls, tls_options, htdocs) -> None:
+    async with Client(nghttpd(tls), enable_push=False, **tls_options) as c:
         r = await asyncio.wait_for(c.get("/index.html"), TIMEOUT)
         assert r.status == 200
         assert r.content == (htdocs / "index.html").read_bytes()
@@ -37,8 +28,8 @@ async def test_get_head_and_404(nghttpd, tls, client_ssl, htdocs) -> None:
         assert (await asyncio.wait_for(c.get("/missing"), TIMEOUT)).status == 404
 
 
-async def test_100_concurrent_requests_one_connection(nghttpd, tls, client_ssl) -> None:
-    async with Client(nghttpd(tls), **kwargs(tls, client_ssl)) as c:
+async def test_100_concurrent_requests_one_connection(nghttpd, tls, tls_options) -> None:
+    async with Client(nghttpd(tls), **tls_options) as c:
         conn = c.connection
         rs = await asyncio.wait_for(
             asyncio.gather(*[c.get("/data.bin") for _ in range(100)]), TIMEOUT
@@ -48,14 +39,14 @@ async def test_100_concurrent_requests_one_connection(nghttpd, tls, client_ssl) 
     assert len({r.stream_id for r in rs}) == 100
 
 
-async def test_push_accepted_and_refused(nghttpd, tls, client_ssl, htdocs) -> None:
-    async with Client(nghttpd(tls), **kwargs(tls, client_ssl)) as c:
+async def test_push_accepted_and_refused(nghttpd, tls, tls_options, htdocs) -> None:
+    async with Client(nghttpd(tls), **tls_options) as c:
         r = await asyncio.wait_for(c.get("/index.html"), TIMEOUT)
         assert [p.path for p in r.pushed] == ["/style.css"]
         css = c.pushed["/style.css"]
         assert await asyncio.wait_for(css.aread(), TIMEOUT) == (htdocs / "style.css").read_bytes()
         assert css.status == 200
-    async with Client(nghttpd(tls), enable_push=False, **kwargs(tls, client_ssl)) as c:
+    async with Client(nghttpd(tls), enable_push=False, **tls_options) as c:
         r = await asyncio.wait_for(c.get("/index.html"), TIMEOUT)
         assert r.status == 200 and r.pushed == [] and c.pushed == {}
 
@@ -69,7 +60,7 @@ async def test_max_concurrent_streams_of_nghttpd(nghttpd, client_ssl) -> None:
     assert all(r.status == 200 for r in rs)
 
 
-async def test_streamed_upload_echoed(nghttpd, tls, client_ssl) -> None:
+async def test_streamed_upload_echoed(nghttpd, tls, tls_options) -> None:
     """nghttpd --echo-upload sends the request body back."""
 
     async def body():
@@ -77,7 +68,7 @@ async def test_streamed_upload_echoed(nghttpd, tls, client_ssl) -> None:
             yield PATTERN[i : i + 20000]
 
     expected = b"".join(PATTERN[i : i + 20000] for i in range(64))
-    async with Client(nghttpd(tls), enable_push=False, **kwargs(tls, client_ssl)) as c:
+    async with Client(nghttpd(tls), enable_push=False, **tls_options) as c:
         r = await asyncio.wait_for(c.post("/echo", content=body()), TIMEOUT)
     assert r.status == 200
     assert hashlib.sha256(r.content).digest() == hashlib.sha256(expected).digest()

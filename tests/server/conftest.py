@@ -27,6 +27,7 @@ import pytest_asyncio
 import trustme
 
 from server import HTTP2Server
+from server.asgi import ASGIServer
 
 #: Upper bound of any single wait in these tests (a hang fails, it never passes).
 TIMEOUT = 10.0
@@ -45,18 +46,8 @@ def pytest_collection_modifyitems(config: Any, items: list) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Certificates: a trustme CA, a server certificate for 127.0.0.1/localhost.
+# Certificates (``ca``, ``server_cert`` and ``server_ssl`` are in tests/conftest.py)
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def server_cert(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert("127.0.0.1", "localhost")
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +56,6 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
-
-
-@pytest.fixture
-def server_ssl(server_cert: trustme.LeafCert) -> ssl.SSLContext:
-    """A fresh server context with the certificate chain (the server sets ALPN)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_cert.configure_cert(ctx)
-    return ctx
 
 
 @pytest.fixture
@@ -98,6 +81,23 @@ async def start_server() -> AsyncIterator[Callable[..., Any]]:
     async def start(handler_class: type, ssl: Optional[ssl.SSLContext] = None, **kwargs: Any):
         server = HTTP2Server(("127.0.0.1", 0), handler_class, ssl=ssl, **kwargs)
         await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await asyncio.wait_for(server.shutdown(timeout=2), TIMEOUT)
+
+
+@pytest_asyncio.fixture
+async def serve_asgi() -> AsyncIterator[Callable[..., Any]]:
+    """``await serve_asgi(app, ssl=None, **kwargs)``: an ASGIServer on
+    127.0.0.1, port 0, shut down after the test."""
+    servers: List[ASGIServer] = []
+
+    async def start(app: Any, ssl: Any = None, **kwargs: Any) -> ASGIServer:
+        server = ASGIServer(("127.0.0.1", 0), app, ssl=ssl, **kwargs)
+        await asyncio.wait_for(server.start(), TIMEOUT)
         servers.append(server)
         return server
 

@@ -25,7 +25,6 @@ from typing import Any, AsyncIterator, Callable, List, Optional
 import h2.events
 import httpx
 import pytest
-import pytest_asyncio
 
 from server.asgi import ASGIServer, LifespanFailure
 from server.errors import ClientDisconnected
@@ -291,23 +290,6 @@ def raw_app(observed: Observed) -> Callable[..., Any]:
 @pytest.fixture
 def observed() -> Observed:
     return Observed()
-
-
-@pytest_asyncio.fixture
-async def serve_asgi() -> AsyncIterator[Callable[..., Any]]:
-    """``await serve_asgi(app, ssl=None, **kwargs)``: an ASGIServer on
-    127.0.0.1, port 0, shut down after the test."""
-    servers: List[ASGIServer] = []
-
-    async def start(app: Any, ssl: Any = None, **kwargs: Any) -> ASGIServer:
-        server = ASGIServer(("127.0.0.1", 0), app, ssl=ssl, **kwargs)
-        await wait(server.start())
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await wait(server.shutdown(timeout=2))
 
 
 def base_url(server: ASGIServer) -> str:

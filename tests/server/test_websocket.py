@@ -8,12 +8,11 @@ import asyncio
 import importlib.util
 import os
 import ssl
-from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import h2.events
 import h2.settings
 import pytest
-import pytest_asyncio
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
@@ -126,21 +125,6 @@ def ws_app(seen: Seen) -> Callable[..., Any]:
 @pytest.fixture
 def seen() -> Seen:
     return Seen()
-
-
-@pytest_asyncio.fixture
-async def serve_asgi() -> AsyncIterator[Callable[..., Any]]:
-    servers: List[ASGIServer] = []
-
-    async def start(app: Any, **kwargs: Any) -> ASGIServer:
-        server = ASGIServer(("127.0.0.1", 0), app, **kwargs)
-        await wait(server.start())
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await wait(server.shutdown(timeout=2))
 
 
 # ---------------------------------------------------------------------------
