@@ -50,22 +50,37 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 
 
+_STATUS_FIELDS = {code: (b":status", str(code).encode("ascii")) for code in range(100, 1000)}
+# Field names already checked, as sent; a server uses few distinct ones.
+_NAMES: Dict[Union[str, bytes], bytes] = {}
+_NAMES_MAX = 1024
+
+
+def _field_name(name: Union[str, bytes]) -> bytes:
+    name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name).lower()
+    if name_b[:1] == b":":
+        raise InvalidResponse(
+            f"pseudo-header {name_b.decode('latin-1')!r} cannot be set in headers"
+        )
+    if name_b in _CONNECTION_SPECIFIC:
+        raise InvalidResponse(
+            f"{name_b.decode('latin-1')!r} is connection-specific and not allowed in HTTP/2"
+        )
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = name_b
+    return name_b
+
+
 def encode_response_headers(status: int, headers: Optional[HeaderList]) -> Fields:
     """``:status`` first, then the caller's fields as lower-case bytes."""
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
+    status_field = _STATUS_FIELDS.get(status) if status.__class__ is int else None
+    if status_field is None:
         raise InvalidResponse(f"status must be an int from 100 to 999, not {status!r}")
-    out: Fields = [(b":status", str(status).encode("ascii"))]
+    out: Fields = [status_field]
     if headers:
+        names = _NAMES
         for name, value in headers:
-            name_b = name.lower().encode("utf-8") if isinstance(name, str) else bytes(name)
-            if name_b[:1] == b":":
-                raise InvalidResponse(
-                    f"pseudo-header {name_b.decode('latin-1')!r} cannot be set in headers"
-                )
-            if name_b in _CONNECTION_SPECIFIC:
-                raise InvalidResponse(
-                    f"{name_b.decode('latin-1')!r} is connection-specific and not allowed in HTTP/2"
-                )
+            name_b = names.get(name) or _field_name(name)
             out.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
     return out
 
