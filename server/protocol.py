@@ -237,27 +237,28 @@ class HTTP2Protocol(Connection):
             return
         handler = self.handler_class(self, sid)
         handler._started = handler._progress_at = self._loop.time()
-        headers = handler.headers
-        cookies = []
-        for field in event.headers:
-            name = field[0]
-            if name[:1] == b":":
+        # The handler keeps the event's list: nghttp2 has checked it, with the
+        # pseudo-headers first.  Only cookie crumbs (RFC 9113 8.2.3) make a copy.
+        handler.headers = headers = event.headers
+        cookies = 0
+        for name, value in headers:
+            if name[0] == 58:  # b":"
                 if name == b":method":
-                    handler.method = field[1]
+                    handler.method = value
                 elif name == b":path":
-                    handler.path = field[1]
+                    handler.path = value
                 elif name == b":scheme":
-                    handler.scheme = field[1]
+                    handler.scheme = value
                 elif name == b":authority":
-                    handler.host = field[1]
+                    handler.host = value
             elif name == b"cookie":
-                cookies.append(field[1])
-                continue
+                cookies += 1
             elif name == b"host" and handler.host is None:
-                handler.host = field[1]
-            headers.append(field)
-        if cookies:
-            headers.append((b"cookie", b"; ".join(cookies)))
+                handler.host = value
+        if cookies > 1:
+            crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
+            handler.headers = headers = [f for f in headers if f[0] != b"cookie"]
+            headers.append((b"cookie", crumbs))
         if handler.host is None:
             self.session.reset_stream(sid, _PROTOCOL_ERROR)  # type: ignore[union-attr]
             return
