@@ -16,12 +16,10 @@ import asyncio
 import gc
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, Dict, Iterator, List, Optional
 
@@ -33,6 +31,7 @@ import h2.settings
 import pytest
 import pytest_asyncio
 import trustme
+from net_support import free_port, wait_for_port
 
 from server import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, PushError
 from server.limits import Limits
@@ -346,27 +345,6 @@ async def h2_peer() -> AsyncIterator[Callable[..., Awaitable[H2Peer]]]:
 # ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"{what} exited with {proc.returncode}: {out[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"{what} did not listen on {port} within {TIMEOUT}s")
-
-
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -417,7 +395,7 @@ def nghttpd(htdocs: Path, cert_files: tuple) -> Iterator[Callable[..., str]]:
             else:
                 args.insert(1, "--no-tls")
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            wait_listening(port, proc, "nghttpd")
+            wait_for_port(port, proc, TIMEOUT)
             procs[key] = (proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
         return procs[key][1]
 
@@ -494,7 +472,7 @@ def granian(tmp_path_factory: pytest.TempPathFactory, cert_files: tuple) -> Iter
             proc = subprocess.Popen(
                 args, cwd=str(d), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
-            wait_listening(port, proc, "granian")
+            wait_for_port(port, proc, TIMEOUT)
             procs[tls] = (proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}")
         return procs[tls][1]
 

@@ -8,42 +8,25 @@ import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import pytest
+import net_support
+from net_support import free_port as free_port  # for the interop tests
 
 #: Upper bound of any single wait (a hang fails, it never passes).
 TIMEOUT = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for_port(
     port: int, proc: Optional[subprocess.Popen] = None, timeout: float = TIMEOUT
 ) -> None:
     """Block until 127.0.0.1:port accepts connections (or fail the test)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"{proc.args} exited {proc.returncode} before listening:\n{out}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    net_support.wait_for_port(port, proc, timeout)
 
 
 class Processes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import ssl
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import net_support
 import pytest
 import pytest_asyncio
 import trustme
@@ -429,9 +429,7 @@ REPO = str(Path(__file__).resolve().parents[2])
 @pytest.fixture
 def free_port() -> int:
     """A port nothing listens on right now (the program binds it next)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return net_support.free_port()
 
 
 class Program:
