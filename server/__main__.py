@@ -88,7 +88,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         "--port", type=int, default=None, help="port (default 8443 with TLS, 8080 with --no-tls)"
     )
     parser.add_argument(
-        "--no-tls", action="store_true", help="HTTP/2 over cleartext (h2c, prior knowledge)"
+        "--no-tls",
+        action="store_true",
+        help="cleartext: h2c (prior knowledge or Upgrade) and HTTP/1.1",
     )
     parser.add_argument("--cert", help="certificate chain (PEM); default: a self-signed one")
     parser.add_argument("--key", help="private key (PEM) for --cert")
@@ -150,12 +152,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         handler, what = DemoHandler, "the demo page"
 
     if args.no_tls:
-        context, tls_note = None, "HTTP/2 over cleartext, prior knowledge"
+        context, tls_note = None, "cleartext: h2c and HTTP/1.1"
     elif args.cert:
-        context, tls_note = server_context(args.cert, args.key), "HTTP/2 over TLS"
+        context, tls_note = server_context(args.cert, args.key), "TLS: HTTP/2 and HTTP/1.1"
     else:
         context = development_context()
-        tls_note = "HTTP/2 over TLS, self-signed development certificate"
+        tls_note = "TLS: HTTP/2 and HTTP/1.1, self-signed development certificate"
     port = args.port if args.port is not None else (8080 if args.no_tls else 8443)
     options = {
         "ssl": context,
