@@ -504,8 +504,9 @@ def flood(
     ``sync``: after each batch, a PING whose ACK says the server has taken
     the batch, so ``sent`` is exact to one batch (the PINGs themselves add
     one glitch per batch).  Without it (inside a header block, where a PING
-    is not allowed) the answers are read between batches and ``sent`` is an
-    upper bound: the server takes the bytes in reads of its own size."""
+    is not allowed) the client waits up to 50 ms for an answer after each
+    batch, and ``sent`` is an upper bound: the server takes the bytes in
+    reads of its own size and answers when it gets to them."""
     start = time.monotonic()
     sent = 0
     while sent < count and time.monotonic() - start < seconds:
@@ -523,6 +524,7 @@ def flood(
                 )
             else:
                 client.send(data)
+                client._recv(0.05)
                 client.drain()
         except Closed:
             sent += n
