@@ -339,9 +339,10 @@ class Connection(asyncio.BufferedProtocol):
             if error_code and task is not None and not task.done():
                 task.cancel()
         reader = handler._reader
-        handler._generator = handler._reader = None
-        if reader is not None and getattr(handler, "_owns_reader", False):
-            reader.close()
+        if reader is not None or handler._generator is not None:
+            handler._generator = handler._reader = None
+            if reader is not None and getattr(handler, "_owns_reader", False):
+                reader.close()
         try:
             handler.on_close(error_code)
         except Exception:

@@ -231,7 +231,8 @@ class HTTP2Protocol(Connection):
     def _new_request(self, event: RequestReceived) -> None:
         sid = event.stream_id
         session = self.session
-        if session is not None and lib.nghttp2_session_get_stream_local_close(session.raw, sid) < 0:
+        assert session is not None  # events come from it
+        if lib.nghttp2_session_get_stream_local_close(session.raw, sid) < 0:
             # Reset in the same read that opened it (Rapid Reset does so):
             # no handler, whose answer would fail on the closed stream.
             return
@@ -260,7 +261,7 @@ class HTTP2Protocol(Connection):
             handler.headers = headers = [f for f in headers if f[0] != b"cookie"]
             headers.append((b"cookie", crumbs))
         if handler.host is None:
-            self.session.reset_stream(sid, _PROTOCOL_ERROR)  # type: ignore[union-attr]
+            session.reset_stream(sid, _PROTOCOL_ERROR)
             return
         self.handlers[sid] = handler
         self._requests += 1
