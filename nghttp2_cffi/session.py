@@ -497,8 +497,14 @@ class Session:
         body = _as_body(body)
         kind, chunk, eof, state = self._body_plan(body, end_stream, trailers)
         sid = _submit_request(
-            self._s, block, len(block), n, kind, _NULL if chunk is None else chunk,
-            0 if chunk is None else len(chunk), eof
+            self._s,
+            block,
+            len(block),
+            n,
+            kind,
+            _NULL if chunk is None else chunk,
+            0 if chunk is None else len(chunk),
+            eof,
         )
         check(sid)
         self._attach(sid, state, trailers)
