@@ -177,8 +177,22 @@ class Connection(asyncio.BufferedProtocol):
             pass
         except Exception:  # noqa: BLE001 - logged by _handler_failed
             self._handler_failed(handler)
+        inbox = handler._inbox
+        if inbox is not None and not inbox.done:
+            # A coroutine on_headers returned (answered, failed) without
+            # reading the whole body: nobody will.  What came and what comes
+            # is dropped with its window opened, or the upload would stall.
+            unread = sum(map(len, inbox.chunks))
+            inbox.chunks.clear()
+            inbox.close(RuntimeError("the request body was dropped: on_headers returned"))
+            if unread:
+                self.consumed(handler, unread)
         if not self._busy:
             self.flush()
+
+    def consumed(self, handler: BaseRequestHandler, amount: int) -> None:
+        """A coroutine handler read (or dropped) ``amount`` body bytes."""
+        raise NotImplementedError
 
     def _handler_failed(self, handler: BaseRequestHandler) -> None:
         """In an ``except`` block: log the handler's exception, answer 500 or reset."""

@@ -283,8 +283,9 @@ class BaseRequestHandler:
     # Any callback may be ``async def``: it then runs as a task of its own.
     # A handler whose on_headers is a coroutine reads its request body with
     # read_body() or iter_body(), and the client's window opens only as fast
-    # as it reads.  If the client resets the stream or goes away, the task
-    # is cancelled and on_close() runs.
+    # as it reads; what is still unread when on_headers returns is dropped
+    # (its window opened: the upload finishes).  If the client resets the
+    # stream or goes away, the task is cancelled and on_close() runs.
 
     async def read_body(self) -> bytes:
         """The whole request body (an ``async def on_headers`` handler)."""

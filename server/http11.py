@@ -573,6 +573,8 @@ class HTTP11Protocol(Connection):
                 inbox = handler._inbox
                 if inbox is None:
                     self._call(handler, handler.on_data, data)
+                elif inbox.done:
+                    pass  # its on_headers returned without reading the body (Connection._run)
                 else:
                     inbox.put(data)
                     ex.unread += len(data)

@@ -297,6 +297,9 @@ class HTTP2Protocol(Connection):
             if inbox is None:
                 self._call(handler, handler.on_data, data)
                 session.acknowledge_received_data(len(data), sid)
+            elif inbox.done:
+                # Its on_headers returned without reading the body (Connection._run).
+                session.acknowledge_received_data(len(data), sid)
             else:
                 # The stream's window opens as the handler reads (consumed()).
                 session.acknowledge_connection_data(len(data))
