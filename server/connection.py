@@ -313,7 +313,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def _expire_handlers(self, deadline: float) -> None:
         """503 for handlers that have not answered since ``deadline``; a
-        deferred body not resumed since then is given up (``_fail``)."""
+        deferred body not resumed since then is given up (``_fail``); a
+        response whose client has kept its window shut since then is
+        reset (slow read, CVE-2019-9517)."""
         handlers = self.handlers
         for handler in list(handlers.values()):
             if handler._progress_at > deadline or handlers.get(handler.stream_id) is not handler:
@@ -334,6 +336,26 @@ class Connection(asyncio.BufferedProtocol):
                 handler._deferred = False
                 handler._generator = None
                 self._fail(handler)
+            elif self._window_shut(handler):
+                if not handler._stalled_at:
+                    handler._stalled_at = self._loop.time()
+                elif handler._stalled_at <= deadline:
+                    log.warning(
+                        "%s: stream %d: the client kept its window shut, resetting",
+                        _peer(self.client_address),
+                        handler.stream_id,
+                    )
+                    self._reset_stalled(handler)
+            elif handler._stalled_at:
+                handler._stalled_at = 0.0
+
+    def _window_shut(self, handler: BaseRequestHandler) -> bool:
+        """Whether ``handler``'s response waits for the client to open its
+        flow-control window (HTTP/2 only)."""
+        return False
+
+    def _reset_stalled(self, handler: BaseRequestHandler) -> None:
+        raise NotImplementedError
 
     # ---- closing handlers --------------------------------------------------
 

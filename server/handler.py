@@ -171,6 +171,8 @@ class BaseRequestHandler:
     # Loop times: the request's arrival; it or the body's last deferral.
     _started = 0.0
     _progress_at = 0.0
+    # Loop time since when the client keeps the response's window shut.
+    _stalled_at = 0.0
 
     def __init__(self, http2: HTTP2Protocol, stream_id: int) -> None:
         self.http2 = http2

@@ -35,7 +35,8 @@ class Limits:
     #: slow-header (slowloris) clients are closed.
     header_timeout: Optional[float] = 10.0
     #: Seconds a handler may take to start its response (then 503), or to
-    #: resume a deferred body (then RST_STREAM INTERNAL_ERROR).
+    #: resume a deferred body (then RST_STREAM INTERNAL_ERROR); and a client
+    #: may keep a response's flow-control window shut (then RST_STREAM CANCEL).
     response_timeout: Optional[float] = 60.0
     #: Frames that cost the server work but carry none (PING, SETTINGS,
     #: PRIORITY, empty DATA, RST_STREAM, tiny WINDOW_UPDATEs...): a token bucket of

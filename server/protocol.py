@@ -18,6 +18,7 @@ from nghttp2_cffi import (
     DataRequested,
     ErrorCode,
     GoAwayReceived,
+    NGHTTP2Error,
     Priority,
     ProtocolError,
     PushDisabledError,
@@ -524,6 +525,20 @@ class HTTP2Protocol(Connection):
         self.session.send_data(handler.stream_id, data, end_stream=eof)
 
     # ---- timeouts ------------------------------------------------------
+
+    def _window_shut(self, handler: BaseRequestHandler) -> bool:
+        session = self.session
+        sid = handler.stream_id
+        if session is None or handler.status is None or not session.has_open_body(sid):
+            return False
+        try:
+            return session.remote_window_size(sid) <= 0 or session.remote_window_size() <= 0
+        except NGHTTP2Error:
+            return False
+
+    def _reset_stalled(self, handler: BaseRequestHandler) -> None:
+        if self.session is not None:
+            self.session.reset_stream(handler.stream_id, _CANCEL)
 
     def _expired(self, now: float) -> Optional[Tuple[str, int]]:
         limits = self.limits

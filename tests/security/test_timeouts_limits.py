@@ -346,13 +346,6 @@ def test_limits_reach_the_command_line():
     assert tuple(limits.stream_reset_rate) == (10, 5)
 
 
-@pytest.mark.xfail(
-    reason="no timeout covers a response the client never opens its window for: a client "
-    "announcing INITIAL_WINDOW_SIZE 0 holds its streams, their bodies and the connection "
-    "forever (slow read, CVE-2019-9517 class); response_timeout ends once the headers are "
-    "out and idle_timeout only counts connections without open streams",
-    strict=True,
-)
 def test_zero_window_client_is_not_held_forever(serve: Serve):
     server = serve(limits=Limits(response_timeout=0.3, idle_timeout=0.3))
     client = RawClient(server.address)
