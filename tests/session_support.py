@@ -42,6 +42,16 @@ def pump(
     pytest.fail(f"sessions still exchanging bytes after {rounds} rounds")
 
 
+def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    """A frame as bytes, valid or not (hyperframe refuses to build bad ones)."""
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes([kind, flags])
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
 def parse_frames(data: bytes) -> list:
     """The hyperframe frames in ``data``."""
     frames = []

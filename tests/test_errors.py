@@ -15,7 +15,7 @@ from hyperframe.frame import (
     RstStreamFrame,
     SettingsFrame,
 )
-from session_support import MAGIC, parse_frames
+from session_support import MAGIC, parse_frames, raw_frame
 
 from nghttp2_cffi import (
     CallbackError,
@@ -149,16 +149,6 @@ def test_error_code_enum_accepts_unknown_codes():
 
 
 # ---- malformed input: a hand-made client against our server ----------------------
-
-
-def raw_frame(ftype: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    """A frame as bytes, valid or not (hyperframe refuses to build bad ones)."""
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes([ftype, flags])
-        + struct.pack(">I", stream_id)
-        + payload
-    )
 
 
 def headers_frame(stream_id: int, headers: list, end_stream: bool = True, encoder=None) -> bytes:
