@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The PyPy leg: builds nghttp2_cffi for Debian's pypy3 (cffi is built into
-# PyPy) in .venv-pypy and runs the binding's tests there.  Installs pypy3,
-# pypy3-dev (headers) and pypy3-venv when missing.  Extra arguments go to
-# pytest.
+# PyPy) in .venv-pypy and runs the binding's tests there, then a smoke test of
+# the server itself on PyPy (tools/server_smoke.sh: h2load and nghttp against
+# `python -m server`, a clean SIGTERM stop).  Installs pypy3, pypy3-dev
+# (headers), pypy3-venv and nghttp2-client when missing.  Extra arguments go
+# to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in pypy3 pypy3-dev pypy3-venv libnghttp2-dev pkg-config gcc libc6-dev; do
+for pkg in pypy3 pypy3-dev pypy3-venv libnghttp2-dev pkg-config gcc libc6-dev nghttp2-client; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -28,4 +30,8 @@ fi
 # 6.155 is the last pure-Python release.
 .venv-pypy/bin/python -m pip install -q --only-binary=cryptography -e '.[test]' 'hypothesis<6.156'
 .venv-pypy/bin/python -c 'import sys, nghttp2_cffi as n; print("pypy: ready (%s %s / libnghttp2 %s)" % (sys.implementation.name, sys.version.split()[0], n.VERSION))'
-exec tools/binding_tests.sh .venv-pypy/bin/python "$@"
+rc=0
+tools/binding_tests.sh .venv-pypy/bin/python "$@" || rc=$?
+echo
+tools/server_smoke.sh .venv-pypy/bin/python || rc=$?
+exit $rc
