@@ -22,7 +22,8 @@ uvloop is installed), ``ours-pypy`` (the same command under PyPy, from the
 repo's .venv-pypy, made on first use as tools/test_pypy.sh makes it, when
 pypy3 is installed; ``ours-pypy-uvloop`` too, should uvloop ever import on
 PyPy: uvloop 0.23 builds there but its module does not load on PyPy 7.3.11)
-and, for (a) only, ``ours-2w`` (--workers 2: scaling from 1 to 2 processes).
+for (a) only, ``ours-2w`` (--workers 2: scaling from 1 to 2 processes), and
+``ours-asgi``: the peers' ASGI application (asgi_app.py) on our server.
 One server process each, pinned to core 0, with h2load pinned to core 1
 (``ours-2w`` gets both cores, so it shares one with h2load).  Each workload
 starts fresh servers side by side and warms every one of them up alike with
@@ -174,6 +175,7 @@ class ServerSpec:
     only: Tuple[str, ...] = ()  # workloads it runs (empty: all it supports)
     missing: str = ""  # why it cannot run, if it cannot
     python: str = ""  # ours: the interpreter (empty: this one)
+    asgi: bool = False  # ours: serve asgi_app:app (the peers' app) instead of the handler
 
     @property
     def ours(self) -> bool:
@@ -265,6 +267,8 @@ def server_specs(wanted: Optional[List[str]]) -> List[ServerSpec]:
             "ours-pypy-uvloop", "ours", loop="uvloop", python=pypy, missing=pypy_uvloop_missing
         ),
         ServerSpec("ours-2w", "ours", workers=2, only=("a",)),
+        # The ASGI row: granian's and hypercorn's application on our server.
+        ServerSpec("ours-asgi", "ours", asgi=True),
         ServerSpec(
             "nghttpd",
             "nghttpd",
@@ -385,8 +389,7 @@ class Server:
                 "127.0.0.1",
                 "--port",
                 port,
-                "--handler",
-                "ours:BenchHandler",
+                *(["--asgi", "asgi_app:app"] if spec.asgi else ["--handler", "ours:BenchHandler"]),
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -1140,7 +1143,9 @@ def print_tables(report: Dict[str, Any]) -> None:
                 print(f"  {e['server']:<16} FAILED: {e.get('error', '')[:100]}")
     targets = report["targets"]
     if targets:
-        ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
+        ours_names = [
+            s for s in servers if s.startswith("ours") and s not in ("ours-2w", "ours-asgi")
+        ]
         print(
             "\nTargets (ours/peer, wall clock: met or NOT met, for each of our interpreters and"
             "\nevent loops; [the same ratio per server CPU-second]; met by: a target met on any"
@@ -1196,7 +1201,7 @@ def targets(
     growth: List[Dict[str, Any]],
     servers: List[str],
 ) -> List[Dict[str, Any]]:
-    ours_names = [s for s in servers if s.startswith("ours") and s != "ours-2w"]
+    ours_names = [s for s in servers if s.startswith("ours") and s not in ("ours-2w", "ours-asgi")]
     value = {(r.workload, r.server): r.value for r in results if r.value and r.ok}
     per_cpu = {(r.workload, r.server): r.per_cpu for r in results if r.per_cpu and r.ok}
     rows = []
@@ -1313,7 +1318,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--servers",
         help="comma-separated subset: ours,ours-uvloop,ours-pypy,ours-pypy-uvloop,ours-2w,"
-        "nghttpd,granian,hypercorn",
+        "ours-asgi,nghttpd,granian,hypercorn",
     )
     parser.add_argument("--workloads", help="comma-separated subset of a,b,c,d,e,f,idle,growth")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
