@@ -33,11 +33,16 @@ def development_context(directory: Optional[Path] = None) -> ssl.SSLContext:
     """
     directory = Path(directory or tempfile.mkdtemp(prefix="nghttp2-cffi-dev-cert-"))
     cert, key = directory / "cert.pem", directory / "key.pem"
-    try:
-        _write_with_cryptography(cert, key)
-    except ImportError:
-        _write_with_openssl(cert, key)
+    write_development_certificate(cert, key)
     return server_context(str(cert), str(key))
+
+
+def write_development_certificate(cert_path: Path, key_path: Path) -> None:
+    """Write a self-signed certificate for localhost and its key (PEM)."""
+    try:
+        _write_with_cryptography(cert_path, key_path)
+    except ImportError:
+        _write_with_openssl(cert_path, key_path)
 
 
 def _write_with_cryptography(cert_path: Path, key_path: Path) -> None:

@@ -76,6 +76,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from server.tls import write_development_certificate  # noqa: E402
+
 HANDLERS = REPO / "tools" / "bench_handlers"
 BIN = Path(sys.executable).parent
 
@@ -316,35 +319,10 @@ class Files:
         self.cert = root / "cert.pem"
         self.key = root / "key.pem"
         self.tls_error = ""
-        if shutil.which("openssl") is None:
-            self.tls_error = "openssl is not installed"
-            return
-        proc = subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout",
-                str(self.key),
-                "-out",
-                str(self.cert),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode:
-            self.tls_error = f"openssl failed: {proc.stderr.strip()}"
+        try:
+            write_development_certificate(self.cert, self.key)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            self.tls_error = f"no certificate for the TLS workloads: {exc}"
 
 
 class Server:
