@@ -830,17 +830,23 @@ class Bench:
 
     # ---- memory ----
 
+    def _fresh_server(self, spec: ServerSpec, entry: Dict[str, Any]) -> Optional[Server]:
+        """A new h2c server for a memory measurement, or None with why in ``entry``."""
+        if spec.missing:
+            entry["skipped"] = spec.missing
+            return None
+        try:
+            return self.server(spec, False, fresh=True)
+        except RuntimeError as exc:
+            entry.update(ok=False, error=str(exc))
+            return None
+
     def idle_memory(self, spec: ServerSpec) -> Dict[str, Any]:
         """RSS per idle connection: 1000 h2c connections, each having sent
         the preface and SETTINGS and received the server's SETTINGS."""
         entry: Dict[str, Any] = {"server": spec.name}
-        if spec.missing:
-            entry["skipped"] = spec.missing
-            return entry
-        try:
-            server = self.server(spec, False, fresh=True)
-        except RuntimeError as exc:
-            entry.update(ok=False, error=str(exc))
+        server = self._fresh_server(spec, entry)
+        if server is None:
             return entry
         socks: List[socket.socket] = []
         try:
@@ -887,13 +893,8 @@ class Bench:
         total = 50_000 if self.quick else 1_000_000
         chunks = 5
         entry: Dict[str, Any] = {"server": spec.name, "requests": total}
-        if spec.missing:
-            entry["skipped"] = spec.missing
-            return entry
-        try:
-            server = self.server(spec, False, fresh=True)
-        except RuntimeError as exc:
-            entry.update(ok=False, error=str(exc))
+        server = self._fresh_server(spec, entry)
+        if server is None:
             return entry
         try:
             warm = h2load(server, BY_KEY["a"], total // chunks, self.files, self.client_cores)
