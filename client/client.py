@@ -22,7 +22,7 @@ from .connection import (
 from .errors import ClientError
 from .response import Response, ResponseStream
 
-log = logging.getLogger("client")
+log = logging.getLogger("nghttp2.client")
 
 HeaderInput = Union[
     Mapping[Union[str, bytes], Union[str, bytes]],

@@ -48,7 +48,7 @@ from nghttp2_cffi import ErrorCode
 from .connection import ClientConnection, Fields, StreamSink, Unavailable, open_connection
 from .errors import ClientError, ConnectError
 
-log = logging.getLogger("client")
+log = logging.getLogger("nghttp2.client")
 
 
 def _b(value: Union[str, bytes]) -> bytes:

@@ -54,7 +54,7 @@ from .errors import (
     StreamResetError,
 )
 
-log = logging.getLogger("client")
+log = logging.getLogger("nghttp2.client")
 
 #: Header fields as nghttp2_cffi gives and takes them.
 Fields = List[Tuple[bytes, bytes]]

@@ -1,8 +1,8 @@
 """A plain ASGI 3 application (no framework): a page, and a WebSocket echo
 the page talks to; over HTTP/2 both share one connection (RFC 8441).
 
-    python -m server --asgi examples.asgi_app:app            # https://127.0.0.1:8443/
-    python -m server --asgi examples.asgi_app:app --no-tls   # h2c, http://127.0.0.1:8080/
+    python -m nghttp2 --asgi examples.asgi_app:app            # https://127.0.0.1:8443/
+    python -m nghttp2 --asgi examples.asgi_app:app --no-tls   # h2c, http://127.0.0.1:8080/
 
 Browsers speak HTTP/2 only over TLS, so open the https URL (accept the
 development certificate) and watch the echo come back.

@@ -13,7 +13,7 @@ import asyncio
 import ssl
 import time
 
-from client import Client
+from nghttp2.client import Client
 
 
 async def main() -> None:

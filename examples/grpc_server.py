@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple
 
-from server import BaseRequestHandler, HTTP2Server
+from nghttp2.server import BaseRequestHandler, HTTP2Server
 
 HERE = Path(__file__).resolve().parent
 PROTO = HERE / "greeter.proto"

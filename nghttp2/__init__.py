@@ -1,12 +1,12 @@
 """Drop-in for nghttp2's removed Python binding: ``import nghttp2``.
 
-Only re-exports; everything lives in :mod:`nghttp2_cffi`, :mod:`server`
-and :mod:`client`.  ``BaseRequestHandler`` here is
-:class:`server.handler.LegacyRequestHandler`: like the removed binding, its
+Only re-exports; everything lives in :mod:`nghttp2_cffi`, :mod:`nghttp2.server`
+and :mod:`nghttp2.client`.  ``BaseRequestHandler`` here is
+:class:`nghttp2.server.handler.LegacyRequestHandler`: like the removed binding, its
 ``push()`` to a client that takes no pushes returns None instead of raising.
 """
 
-from client import (
+from nghttp2.client import (
     BaseResponseHandler,
     Client,
     ClientError,
@@ -22,15 +22,7 @@ from client import (
     StreamResetError,
     WriteTimeout,
 )
-from nghttp2_cffi.hpack import (
-    DEFAULT_HEADER_TABLE_SIZE,
-    DEFLATE_MAX_HEADER_TABLE_SIZE,
-    HDDeflater,
-    HDInflater,
-    HDTableEntry,
-    print_hd_table,
-)
-from server import (
+from nghttp2.server import (
     DATA_DEFERRED,
     DATA_EOF,
     DATA_OK,
@@ -41,7 +33,15 @@ from server import (
     ResponseAlreadySent,
     ServerError,
 )
-from server.handler import LegacyRequestHandler as BaseRequestHandler
+from nghttp2.server.handler import LegacyRequestHandler as BaseRequestHandler
+from nghttp2_cffi.hpack import (
+    DEFAULT_HEADER_TABLE_SIZE,
+    DEFLATE_MAX_HEADER_TABLE_SIZE,
+    HDDeflater,
+    HDInflater,
+    HDTableEntry,
+    print_hd_table,
+)
 
 __all__ = [
     "DATA_DEFERRED",

@@ -1,4 +1,4 @@
-"""``python -m server``: serve a directory, the demo page, or your handler
+"""``python -m nghttp2``: serve a directory, the demo page, or your handler
 over HTTP/2 (TLS by default)."""
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)})
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: Optional[list[str]], prog: Optional[str] = None) -> argparse.Namespace:
+    """*prog* names how the server was started in usage lines: ``python -m
+    nghttp2`` or the ``nghttp2-server`` script (argparse's default, the name
+    the script was run by)."""
     parser = argparse.ArgumentParser(
-        prog="python -m server",
+        prog=prog,
         description="An HTTP/2 server on nghttp2. With no DIRECTORY and no --handler it "
         "serves a demo page and pushes its stylesheet.",
     )
@@ -125,8 +128,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> int:
+    args = parse_args(argv, prog)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -202,4 +205,4 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m nghttp2.server"))

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from .limits import Limits
     from .server import HTTP2Server
 
-log = logging.getLogger("server")
-access_log = logging.getLogger("server.access")
+log = logging.getLogger("nghttp2.server")
+access_log = logging.getLogger("nghttp2.server.access")
 
 # How much to take from nghttp2 per write (HTTP/1.1: the write buffer's high
 # mark too): big bodies go out in pieces this size, so the transport's

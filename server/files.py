@@ -65,7 +65,7 @@ def directory_handler(root: Union[str, os.PathLike[str]]) -> type[DirectoryHandl
 
 
 def _demo_file(name: str) -> bytes:
-    return resources.files("server").joinpath("demo").joinpath(name).read_bytes()
+    return resources.files(__package__).joinpath("demo").joinpath(name).read_bytes()
 
 
 class DemoHandler(BaseRequestHandler):

@@ -85,7 +85,7 @@ from .protocol import HTTP2Protocol
 if TYPE_CHECKING:
     from .server import HTTP2Server
 
-log = logging.getLogger("server")
+log = logging.getLogger("nghttp2.server")
 
 #: The HTTP/2 client connection preface (RFC 9113 section 3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -48,7 +48,7 @@ from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, Header
 if TYPE_CHECKING:
     from .server import HTTP2Server
 
-log = logging.getLogger("server")
+log = logging.getLogger("nghttp2.server")
 
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)

@@ -19,7 +19,7 @@ from .limits import Limits
 from .protocol import HTTP2Protocol
 from .workers import loop_factory, run, serve_workers
 
-log = logging.getLogger("server")
+log = logging.getLogger("nghttp2.server")
 
 #: Seconds between the shutdown notice (GOAWAY 2^31-1) and the final GOAWAY:
 #: time for requests already on the wire to arrive.

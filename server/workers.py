@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional, Tupl
 if TYPE_CHECKING:
     from .server import HTTP2Server
 
-log = logging.getLogger("server")
+log = logging.getLogger("nghttp2.server")
 
 T = TypeVar("T")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]

@@ -1,6 +1,6 @@
 """The event-loop option and multi-process workers (server/workers.py).
 
-Worker tests run ``python -m server --workers 2`` in a subprocess and talk to
+Worker tests run ``python -m nghttp2 --workers 2`` in a subprocess and talk to
 it with the ``h2`` package over plain sockets.
 """
 
@@ -24,8 +24,8 @@ import h2.events
 import pytest
 from workers_handler import PidHandler
 
-from server import HTTP2Server
-from server.workers import loop_factory, loop_name, run
+from nghttp2.server import HTTP2Server
+from nghttp2.server.workers import loop_factory, loop_name, run
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -65,7 +65,7 @@ def test_missing_uvloop_on_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['uvloop'] = None\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "--no-tls", "--port", "0", "--loop", "uvloop"],
+        [sys.executable, "-m", "nghttp2", "--no-tls", "--port", "0", "--loop", "uvloop"],
         env=env,
         capture_output=True,
         text=True,
@@ -161,7 +161,7 @@ def get_many(port: int, paths: List[str], timeout: float = TIMEOUT) -> List[Tupl
 
 
 class Workers:
-    """``python -m server --workers N`` in a subprocess."""
+    """``python -m nghttp2 --workers N`` in a subprocess."""
 
     def __init__(self, count: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
@@ -169,7 +169,7 @@ class Workers:
             [
                 sys.executable,
                 "-m",
-                "server",
+                "nghttp2",
                 "--no-tls",
                 "--port",
                 "0",

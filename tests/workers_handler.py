@@ -1,4 +1,4 @@
-"""Handler for tests/test_server_workers.py, loaded by ``python -m server --handler
+"""Handler for tests/test_server_workers.py, loaded by ``python -m nghttp2 --handler
 workers_handler:PidHandler`` in a subprocess."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from server import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
+from nghttp2.server import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
 
 
 class PidHandler(BaseRequestHandler):

@@ -77,7 +77,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from server.tls import write_development_certificate  # noqa: E402
+from nghttp2.server.tls import write_development_certificate  # noqa: E402
 
 HANDLERS = REPO / "tools" / "bench_handlers"
 BIN = Path(sys.executable).parent
@@ -362,7 +362,7 @@ class Server:
             argv = [
                 spec.python or sys.executable,
                 "-m",
-                "server",
+                "nghttp2",
                 "--host",
                 "127.0.0.1",
                 "--port",

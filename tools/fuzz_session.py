@@ -46,6 +46,7 @@ def _setup() -> Any:
     global lib, NGHTTP2Error, ProtocolError, RequestReceived, DataReceived, Session, OPTIONS
     from security_handlers import Handler
 
+    from nghttp2.server import HTTP2Server
     from nghttp2_cffi import (
         DataReceived,
         NGHTTP2Error,
@@ -54,7 +55,6 @@ def _setup() -> Any:
         Session,
         lib,
     )
-    from server import HTTP2Server
 
     OPTIONS = HTTP2Server(("127.0.0.1", 0), Handler).session_options
 

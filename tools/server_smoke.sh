@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of the server itself under PYTHON (the PyPy leg runs it after
-# the binding's tests): `python -m server --no-tls --port 0` serves its demo
+# the binding's tests): `python -m nghttp2 --no-tls --port 0` serves its demo
 # page (a page whose stylesheet it pushes) on a free port; h2load sends 2000
 # requests over 4 connections (-m 4), nghttp fetches the page once and must
 # get the push; then SIGTERM must stop the server with exit status 0.  Every
@@ -36,7 +36,7 @@ fail() {
 
 start=$SECONDS
 impl=$("$py" -c 'import platform; print(platform.python_implementation(), platform.python_version())')
-"$py" -m server --no-tls --host 127.0.0.1 --port 0 --no-access-log >"$work/server.log" 2>&1 &
+"$py" -m nghttp2 --no-tls --host 127.0.0.1 --port 0 --no-access-log >"$work/server.log" 2>&1 &
 pid=$!
 
 url=""

@@ -2,7 +2,7 @@
 # The PyPy leg: builds nghttp2_cffi for Debian's pypy3 (cffi is built into
 # PyPy) in .venv-pypy and runs the binding's tests there, then a smoke test of
 # the server itself on PyPy (tools/server_smoke.sh: h2load and nghttp against
-# `python -m server`, a clean SIGTERM stop).  Installs pypy3, pypy3-dev
+# `python -m nghttp2`, a clean SIGTERM stop).  Installs pypy3, pypy3-dev
 # (headers), pypy3-venv and nghttp2-client when missing.  Extra arguments go
 # to pytest.
 set -euo pipefail

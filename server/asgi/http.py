@@ -20,7 +20,7 @@ from nghttp2_cffi import NGHTTP2Error, SettingCode
 from ..errors import ClientDisconnected, InvalidResponse, PushError
 from ..handler import BaseRequestHandler
 
-log = logging.getLogger("server.asgi")
+log = logging.getLogger("nghttp2.server.asgi")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from .http import ASGIApp, Message
 
-log = logging.getLogger("server.asgi")
+log = logging.getLogger("nghttp2.server.asgi")
 
 #: Seconds the app gets to answer lifespan.shutdown.
 SHUTDOWN_TIMEOUT = 30.0

@@ -32,7 +32,7 @@ from .http import encode_fields
 if TYPE_CHECKING:
     from .http import ASGIHandler, Message
 
-log = logging.getLogger("server.asgi")
+log = logging.getLogger("nghttp2.server.asgi")
 
 _VERSION = b"13"
 _ABNORMAL = int(CloseReason.ABNORMAL_CLOSURE)

@@ -33,8 +33,8 @@ import pytest_asyncio
 import trustme
 from net_support import free_port, wait_for_port
 
-from server import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, PushError
-from server.limits import Limits
+from nghttp2.server import DATA_EOF, DATA_OK, BaseRequestHandler, HTTP2Server, PushError
+from nghttp2.server.limits import Limits
 
 #: Bound of a single wait in these tests (a hang fails the test).
 TIMEOUT = 10.0

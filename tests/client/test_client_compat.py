@@ -8,7 +8,7 @@ import io
 import pytest
 
 import nghttp2
-from client import BaseResponseHandler, ConnectError, HTTP2Client
+from nghttp2.client import BaseResponseHandler, ConnectError, HTTP2Client
 from nghttp2_cffi import ErrorCode
 
 TIMEOUT = 10.0

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from client import Client
+from nghttp2.client import Client
 
 TIMEOUT = 10.0
 

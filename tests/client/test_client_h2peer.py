@@ -10,7 +10,7 @@ import h2.events
 import pytest
 from hyperframe.frame import GoAwayFrame
 
-from client import (
+from nghttp2.client import (
     Client,
     GoAwayError,
     RemoteProtocolError,

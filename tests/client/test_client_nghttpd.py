@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from client import Client
+from nghttp2.client import Client
 
 TIMEOUT = 10.0
 PATTERN = bytes(range(256)) * 256

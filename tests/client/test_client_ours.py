@@ -10,7 +10,7 @@ import ssl
 import pytest
 import pytest_asyncio
 
-from client import (
+from nghttp2.client import (
     Client,
     ConnectError,
     ConnectTimeout,
@@ -21,8 +21,8 @@ from client import (
     StreamResetError,
     Timeout,
 )
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
-from server.limits import Limits
 
 PATTERN = bytes(range(256)) * 256
 TIMEOUT = 10.0

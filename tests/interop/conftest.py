@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from interop_support import TIMEOUT, Processes
 
-from server import HTTP2Server
+from nghttp2.server import HTTP2Server
 
 
 @pytest_asyncio.fixture

@@ -1,9 +1,9 @@
-"""Handlers the interop tests serve with ``python -m server --handler``
+"""Handlers the interop tests serve with ``python -m nghttp2 --handler``
 (run with this folder as the working directory)."""
 
 from __future__ import annotations
 
-from server import BaseRequestHandler
+from nghttp2.server import BaseRequestHandler
 
 
 class Hello(BaseRequestHandler):

@@ -80,10 +80,10 @@ def grpc_example() -> Any:
 
 
 def start_instance(processes: Processes, port: int) -> subprocess.Popen:
-    """``python -m server --no-tls --handler interop_handlers:Hello --port
+    """``python -m nghttp2 --no-tls --handler interop_handlers:Hello --port
     PORT`` (12-byte answers, /healthz), listening when this returns."""
     proc = processes.python(
-        "-m", "server", "--no-tls", "--no-access-log",
+        "-m", "nghttp2", "--no-tls", "--no-access-log",
         "--handler", "interop_handlers:Hello", "--port", str(port),
         cwd=Path(__file__).resolve().parent,
     )  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import pytest
 from interop_support import ROOT, TIMEOUT, Processes, free_port, grpc_example, wait_for_port
 
-from client import Client
+from nghttp2.client import Client
 
 grpc = pytest.importorskip("grpc", reason="grpcio is not installed (pip install '.[grpc]')")
 pytest.importorskip("grpc_tools", reason="grpcio-tools is not installed (pip install '.[grpc]')")

@@ -1,5 +1,5 @@
 """Behind HAProxy: deploy/haproxy.cfg, h2c on both sides, two instances of
-``python -m server``, one of them stopped with SIGTERM in the middle of an
+``python -m nghttp2``, one of them stopped with SIGTERM in the middle of an
 ``h2load -n 20000 -c 10 -m 10`` run through HAProxy: not one request fails.
 
 The control test runs the same without ``retry-on``/``option redispatch``

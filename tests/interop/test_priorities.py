@@ -17,9 +17,9 @@ import h2.settings
 import pytest
 from interop_support import TIMEOUT
 
-from client import Client
+from nghttp2.client import Client
+from nghttp2.server import BaseRequestHandler
 from nghttp2_cffi import SettingCode
-from server import BaseRequestHandler
 
 # ---- over sockets: our server, an h2 client, our Client ----------------------
 

@@ -54,7 +54,7 @@ def serve() -> Iterator[Callable[..., ThreadServer]]:
 
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., ServerProcess]]:
-    """``spawn("--header-timeout", "1", ...)``: ``python -m server`` serving
+    """``spawn("--header-timeout", "1", ...)``: ``python -m nghttp2`` serving
     security_handlers:Handler on a free port; killed after the test if alive."""
     procs: List[ServerProcess] = []
 

@@ -1,5 +1,5 @@
 """The handler the security tests serve, in-process and as
-``python -m server --handler security_handlers:Handler`` in a subprocess.
+``python -m nghttp2 --handler security_handlers:Handler`` in a subprocess.
 
 One class, the path picks the behaviour:
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from typing import Optional, Tuple
 
-from server import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
-from server.errors import ClientDisconnected
+from nghttp2.server import DATA_DEFERRED, DATA_EOF, DATA_OK, BaseRequestHandler
+from nghttp2.server.errors import ClientDisconnected
 
 SLOW_CHUNK = 64 * 1024
 SLOW_CHUNKS = 10

@@ -36,9 +36,9 @@ from hyperframe.frame import (
     SettingsFrame,
 )
 
+from nghttp2.server import HTTP2Server
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
-from server import HTTP2Server
-from server.limits import Limits
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -161,7 +161,7 @@ class ThreadServer:
 
 
 # ---------------------------------------------------------------------------
-# The server in a subprocess: python -m server --handler ...
+# The server in a subprocess: python -m nghttp2 --handler ...
 # ---------------------------------------------------------------------------
 
 
@@ -175,7 +175,7 @@ class ServerProcess:
         self.argv = [
             sys.executable,
             "-m",
-            "server",
+            "nghttp2",
             "--handler",
             handler,
             "--no-tls",

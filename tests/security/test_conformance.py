@@ -28,8 +28,8 @@ from security_support import (
     served,
 )
 
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
-from server.limits import Limits
 
 Serve = Callable[..., ThreadServer]
 Fields = List[Tuple[bytes, bytes]]

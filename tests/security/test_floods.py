@@ -51,6 +51,8 @@ from security_support import (
     served,
 )
 
+from nghttp2.server import HTTP2Server
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import (
     FEATURES,
     ErrorCode,
@@ -59,8 +61,6 @@ from nghttp2_cffi import (
     Session,
     SettingCode,
 )
-from server import HTTP2Server
-from server.limits import Limits
 
 #: Attack units each flood may send (the budget: the server must close long before).
 BUDGET = 20_000

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from security_handlers import Handler
 from security_support import TIMEOUT, ThreadServer, fetch
 
+from nghttp2.server import HTTP2Server
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import (
     DataReceived,
     NGHTTP2Error,
@@ -30,8 +32,6 @@ from nghttp2_cffi import (
     Session,
     lib,
 )
-from server import HTTP2Server
-from server.limits import Limits
 
 
 def _examples(default: int) -> int:

@@ -1,4 +1,4 @@
-"""Graceful shutdown: SIGTERM and SIGINT to ``python -m server`` while
+"""Graceful shutdown: SIGTERM and SIGINT to ``python -m nghttp2`` while
 requests are in flight, and HTTP2Server.shutdown(timeout) in-process.
 
 The contract (RFC 9113 6.8): a GOAWAY with the last stream id 2^31-1 first
@@ -24,10 +24,10 @@ from security_support import (
     request,
 )
 
+from nghttp2.server.server import SHUTDOWN_NOTICE_DELAY
 from nghttp2_cffi import ErrorCode
-from server.server import SHUTDOWN_NOTICE_DELAY
 
-#: HTTP2Server's default shutdown_timeout (python -m server keeps it).
+#: HTTP2Server's default shutdown_timeout (python -m nghttp2 keeps it).
 GRACE = 30.0
 WIDE_OPEN = {SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}
 

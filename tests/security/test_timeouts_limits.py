@@ -24,8 +24,8 @@ from security_support import (
     served,
 )
 
+from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
-from server.limits import Limits
 
 Serve = Callable[..., ThreadServer]
 
@@ -334,8 +334,8 @@ def test_response_timeout_off(serve: Serve, path: str):
 
 
 def test_limits_reach_the_command_line():
-    """Every Limits field is a flag of python -m server (the subprocess tests use them)."""
-    from server.__main__ import limits_from, parse_args
+    """Every Limits field is a flag of python -m nghttp2 (the subprocess tests use them)."""
+    from nghttp2.server.__main__ import limits_from, parse_args
 
     args = parse_args(
         ["--header-timeout", "0.5", "--max-connections", "none", "--stream-reset-rate", "10,5"]

@@ -26,8 +26,8 @@ import pytest
 import pytest_asyncio
 import trustme
 
-from server import HTTP2Server
-from server.asgi import ASGIServer
+from nghttp2.server import HTTP2Server
+from nghttp2.server.asgi import ASGIServer
 
 #: Upper bound of any single wait in these tests (a hang fails, it never passes).
 TIMEOUT = 10.0
@@ -420,7 +420,7 @@ async def h2_connect() -> AsyncIterator[Callable[..., Any]]:
 
 
 # ---------------------------------------------------------------------------
-# Python programs run as subprocesses (the tutorial, ``python -m server``).
+# Python programs run as subprocesses (the tutorial, ``python -m nghttp2``).
 # ---------------------------------------------------------------------------
 
 REPO = str(Path(__file__).resolve().parents[2])

@@ -16,7 +16,7 @@ import h2.settings
 import hyperframe.frame
 import pytest
 
-from server import (
+from nghttp2.server import (
     DATA_DEFERRED,
     DATA_EOF,
     DATA_OK,
@@ -601,7 +601,7 @@ def failures(caplog, text):
     return [
         r
         for r in caplog.records
-        if r.name.startswith("server")
+        if r.name.startswith("nghttp2.server")
         and r.levelno >= logging.ERROR
         and r.exc_info
         and text in str(r.exc_info[1])
@@ -801,7 +801,7 @@ async def test_shutdown_timeout_aborts_what_is_left(start_server, h2_connect, ca
     await wait(closed.wait())
     assert codes == [CANCEL]
     assert not server.connections
-    assert any("abort" in r.getMessage() for r in caplog.records if r.name == "server")
+    assert any("abort" in r.getMessage() for r in caplog.records if r.name == "nghttp2.server")
     await wait(client.wait_closed())
     assert not client.streams[sid].ended
 
@@ -839,16 +839,16 @@ async def test_close_drops_connections_now(start_server, h2_connect):
 
 
 async def test_access_log_lines(start_server, h2_connect, caplog):
-    caplog.set_level(logging.INFO, logger="server.access")
+    caplog.set_level(logging.INFO, logger="nghttp2.server.access")
     Pusher.pushed_handlers = []
     server = await start_server(Pusher)
     client = await h2_connect(server)
     await client.get("/")
     await client.wait_for(lambda: all(s.done for s in client.streams.values()))
     await client.wait_for(
-        lambda: len([r for r in caplog.records if r.name == "server.access"]) >= 3
+        lambda: len([r for r in caplog.records if r.name == "nghttp2.server.access"]) >= 3
     )
-    lines = [r.getMessage() for r in caplog.records if r.name == "server.access"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "nghttp2.server.access"]
     page = [line for line in lines if '"GET / HTTP/2" 200 17 -' in line]
     css = [line for line in lines if '"GET /css/style.css HTTP/2" 200 19 P' in line]
     assert len(page) == 1 and len(css) == 1, lines
@@ -856,14 +856,14 @@ async def test_access_log_lines(start_server, h2_connect, caplog):
 
 
 async def test_access_log_off(start_server, h2_connect, caplog):
-    caplog.set_level(logging.INFO, logger="server.access")
+    caplog.set_level(logging.INFO, logger="nghttp2.server.access")
     server = await start_server(Hello, access_log=False)
     client = await h2_connect(server)
     for _ in range(3):
         assert (await client.get("/")).status == 200
     await client.close()
     await wait(server.shutdown(timeout=5))
-    assert [r for r in caplog.records if r.name == "server.access"] == []
+    assert [r for r in caplog.records if r.name == "nghttp2.server.access"] == []
 
 
 async def test_download_hash_over_h2(start_server, h2_connect, tmp_path):
@@ -917,7 +917,7 @@ async def test_a_client_that_stops_reading_pauses_the_writer(start_server, h2_co
 
 
 async def test_a_client_speaking_http1_gets_closed(start_server, h2_connect, caplog):
-    caplog.set_level(logging.INFO, logger="server")
+    caplog.set_level(logging.INFO, logger="nghttp2.server")
     server = await start_server(Hello, http1=False)  # HTTP/2 only (else HTTP/1.1 answers)
     reader, writer = await asyncio.open_connection(*server.address)
     writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -26,8 +26,8 @@ import h2.events
 import httpx
 import pytest
 
-from server.asgi import ASGIServer, LifespanFailure
-from server.errors import ClientDisconnected
+from nghttp2.server.asgi import ASGIServer, LifespanFailure
+from nghttp2.server.errors import ClientDisconnected
 
 starlette = pytest.importorskip("starlette", reason="the Starlette tests need starlette")
 
@@ -393,7 +393,7 @@ async def test_lifespan_startup_failed_aborts_start():
 
 
 async def test_app_without_lifespan_is_served(serve_asgi, observed, caplog):
-    caplog.set_level(logging.INFO, logger="server.asgi")
+    caplog.set_level(logging.INFO, logger="nghttp2.server.asgi")
     server = await serve_asgi(raw_app(observed))
     assert not server.lifespan.supported
     assert any("does not support lifespan" in r.getMessage() for r in caplog.records)

@@ -18,14 +18,14 @@ import h2.events
 import httpx
 import pytest
 
-from server import (
+from nghttp2.server import (
     BaseRequestHandler,
     ClientDisconnected,
     InvalidResponse,
     ResponseAlreadySent,
 )
-from server.connection import STREAM_HIGH_WATER
-from server.limits import Limits
+from nghttp2.server.connection import STREAM_HIGH_WATER
+from nghttp2.server.limits import Limits
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,7 +51,7 @@ def failures(caplog: Any, text: str) -> List[logging.LogRecord]:
     return [
         r
         for r in caplog.records
-        if r.name.startswith("server")
+        if r.name.startswith("nghttp2.server")
         and r.levelno >= logging.ERROR
         and r.exc_info
         and text in str(r.exc_info[1])

@@ -1,4 +1,4 @@
-"""``python -m server``: the demo page over TLS, a directory over h2c, a
+"""``python -m nghttp2``: the demo page over TLS, a directory over h2c, a
 handler given as module:Class, a real certificate, clean exits on signals."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ URL = re.compile(r"https?://[^\s)]+")
 
 
 async def serve(spawn, *args, cwd=None):
-    """Start ``python -m server --port 0 ARGS`` (ResourceWarnings shown);
+    """Start ``python -m nghttp2 --port 0 ARGS`` (ResourceWarnings shown);
     return (program, url)."""
     program = await spawn(
-        "-W", "always::ResourceWarning", "-m", "server", "--port", "0", *args, cwd=cwd
+        "-W", "always::ResourceWarning", "-m", "nghttp2", "--port", "0", *args, cwd=cwd
     )
     line = await program.read_line_with("Serving")
     match = URL.search(line)
@@ -139,7 +139,7 @@ async def test_handler_module_class(spawn, run, tmp_path):
 async def test_bad_handler_is_a_clear_error(spawn, tmp_path, spec):
     (tmp_path / "echo_app.py").write_text(HANDLER_MODULE)
     program = await spawn(
-        "-m", "server", "--no-tls", "--port", "0", "--handler", spec, cwd=str(tmp_path)
+        "-m", "nghttp2", "--no-tls", "--port", "0", "--handler", spec, cwd=str(tmp_path)
     )
     returncode = await program.finish()
     assert returncode != 0
@@ -165,7 +165,7 @@ async def test_port_in_use_is_a_clear_error(spawn):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        program = await spawn("-m", "server", "--no-tls", "--port", str(port))
+        program = await spawn("-m", "nghttp2", "--no-tls", "--port", str(port))
         returncode = await program.finish()
     assert returncode == 1
     assert "Traceback" not in program.err

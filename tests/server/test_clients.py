@@ -13,7 +13,7 @@ import ssl
 import httpx
 import pytest
 
-from server import BaseRequestHandler
+from nghttp2.server import BaseRequestHandler
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.clients]
 
@@ -213,7 +213,7 @@ def h2load_counts(output: str) -> dict:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
 async def test_h2load(start_server, run, server_url, app, server_ssl, tls, caplog):
-    caplog.set_level(logging.DEBUG, logger="server")
+    caplog.set_level(logging.DEBUG, logger="nghttp2.server")
     server = await start_server(app, ssl=server_ssl if tls else None)
     result = (
         await run("h2load", "-n", "2000", "-c", "10", "-m", "10", server_url(server, "/"))
@@ -234,7 +234,7 @@ async def test_h2load(start_server, run, server_url, app, server_ssl, tls, caplo
 async def test_tls_client_without_h2_is_closed_and_the_server_lives_on(
     start_server, h2_connect, app, server_ssl, ca, caplog, run, server_url, ca_file
 ):
-    caplog.set_level(logging.INFO, logger="server")
+    caplog.set_level(logging.INFO, logger="nghttp2.server")
     server = await start_server(app, ssl=server_ssl, http1=False)  # HTTP/2 only
     host, port = server.address
     http11 = ssl.create_default_context()

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 import nghttp2
-from server import DATA_EOF, DATA_OK, BaseRequestHandler, PushError
-from server.files import directory_handler
-from server.limits import Limits
+from nghttp2.server import DATA_EOF, DATA_OK, BaseRequestHandler, PushError
+from nghttp2.server.files import directory_handler
+from nghttp2.server.limits import Limits
 
 pytestmark = pytest.mark.asyncio
 
@@ -370,7 +370,7 @@ async def test_trailers_go_to_te_trailers_clients_only(start_server):
 
 
 async def test_push_raises_push_error_and_the_log_says_http11(start_server, caplog):
-    caplog.set_level(logging.INFO, logger="server.access")
+    caplog.set_level(logging.INFO, logger="nghttp2.server.access")
     server = await start_server(App)
     client = await Raw.connect(server)
     client.send(request("/push"))

@@ -213,7 +213,7 @@ import asyncio, logging, os, sys
 import nghttp2
 
 logging.basicConfig(level=logging.INFO)
-logging.getLogger("server.access").setLevel(logging.WARNING)
+logging.getLogger("nghttp2.server.access").setLevel(logging.WARNING)
 RELEASE = sys.argv[1]
 
 class Handler(nghttp2.BaseRequestHandler):
@@ -254,3 +254,58 @@ async def test_sigterm_lets_the_request_in_flight_finish(spawn, run, tmp_path, f
     assert "finished after the signal" in result.out
     assert "recv GOAWAY frame" in result.out
     assert_clean_exit(await program.finish(), signal.SIGTERM, program.err)
+
+
+# ---------------------------------------------------------------------------
+# Import names: the installed package is ``nghttp2`` (with ``nghttp2.server``
+# and ``nghttp2.client`` inside), so a user's program may be called
+# server.py or client.py.  Each program runs from its own folder, which
+# Python puts first on sys.path.
+# ---------------------------------------------------------------------------
+
+#: The removed binding's client API, saved by its user as ``client.py``.
+CLIENT_PROGRAM = """\
+import sys
+import nghttp2
+
+class Handler(nghttp2.BaseResponseHandler):
+    def __init__(self):
+        super().__init__()
+        self.body = b''
+
+    def on_data(self, data):
+        self.body += data
+
+    def on_response_done(self):
+        print(self.status.decode(), self.body.decode(), end='')
+
+client = nghttp2.HTTP2Client(('127.0.0.1', int(sys.argv[1])), ssl=None)
+client.send_request('GET', '/', handler=Handler())
+client.run(timeout=10)
+client.close()
+"""
+
+
+@pytest.mark.parametrize("filename", ["server.py", "client.py", "nghttp2_app.py"])
+async def test_the_tutorial_serves_under_any_file_name(spawn, run, tmp_path, free_port, filename):
+    script = tmp_path / filename
+    script.write_text(with_port(TUTORIAL_1, free_port))
+    program = await spawn(filename, cwd=str(tmp_path))
+    await program.wait_listening(free_port)
+    result = (await run("nghttp", f"http://127.0.0.1:{free_port}/")).check()
+    assert result.out == "nghttp2 FTW\n"
+    assert_clean_exit(await program.stop(signal.SIGINT), signal.SIGINT, program.err)
+
+
+async def test_a_client_program_named_client_py_fetches(spawn, tmp_path, free_port):
+    server_dir, client_dir = tmp_path / "srv", tmp_path / "cli"
+    server_dir.mkdir()
+    client_dir.mkdir()
+    (server_dir / "server.py").write_text(with_port(TUTORIAL_1, free_port))
+    (client_dir / "client.py").write_text(CLIENT_PROGRAM)
+    server = await spawn("server.py", cwd=str(server_dir))
+    await server.wait_listening(free_port)
+    client = await spawn("client.py", str(free_port), cwd=str(client_dir))
+    assert await client.finish() == 0, client.err
+    assert client.out == "200 nghttp2 FTW\n"
+    assert_clean_exit(await server.stop(signal.SIGINT), signal.SIGINT, server.err)

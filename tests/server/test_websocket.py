@@ -16,8 +16,8 @@ import pytest
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
-from server.asgi import ASGIServer, WebSocketOptions
-from server.limits import Limits
+from nghttp2.server.asgi import ASGIServer, WebSocketOptions
+from nghttp2.server.limits import Limits
 
 websockets = pytest.importorskip("websockets", reason="the HTTP/1.1 tests need websockets")
 

@@ -1,4 +1,4 @@
-"""The benchmark's handler for our server (``python -m server --handler
+"""The benchmark's handler for our server (``python -m nghttp2 --handler
 ours:BenchHandler`` with this folder on ``PYTHONPATH``).
 
 Paths, the same for every server in tools/bench_server.py:
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
+from nghttp2.server import DATA_DEFERRED, DATA_EOF, BaseRequestHandler
 
 SMALL = b"hello world\n"
 LARGE = b"x" * (1 << 20)
