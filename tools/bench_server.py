@@ -178,6 +178,7 @@ class ServerSpec:
     only: Tuple[str, ...] = ()  # workloads it runs (empty: all it supports)
     missing: str = ""  # why it cannot run, if it cannot
     python: str = ""  # ours: the interpreter (empty: this one)
+    repo: str = ""  # ours: the checkout to run (empty: this one); see --baseline
     asgi: bool = False  # ours: serve asgi_app:app (the peers' app) instead of the handler
 
     @property
@@ -215,7 +216,7 @@ def pypy_python() -> Tuple[str, str]:
     build_ffi.py changed since it was built."""
     python = str(PYPY_PYTHON)
     pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(REPO)]
-    check = [python, "-c", "import server, httptools, wsproto"]
+    check = [python, "-c", "import nghttp2.server, httptools, wsproto"]
 
     def step(argv: List[str], what: str) -> str:
         proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
@@ -235,7 +236,7 @@ def pypy_python() -> Tuple[str, str]:
             return "", error
     if subprocess.run(check, cwd=REPO, capture_output=True).returncode:
         sys.stderr.write(f"installing the package and its dependencies in {PYPY_VENV}...\n")
-        error = step(pip, "pip install -e . (PyPy)") or step(check, "import server (PyPy)")
+        error = step(pip, "pip install -e . (PyPy)") or step(check, "import nghttp2.server (PyPy)")
         if error:
             return "", error
     if _pypy_stale():
@@ -248,6 +249,22 @@ def pypy_python() -> Tuple[str, str]:
 
 def _imports(python: str, module: str) -> bool:
     return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def baseline_specs(checkout: str) -> List[ServerSpec]:
+    """``base`` and ``base-asgi``: our server from another checkout (its own
+    ``.venv``, made by its tools/setup.sh), so that a change is measured
+    before and after in one run; the ``ours/this`` column is then the
+    speed-up."""
+    root = Path(checkout).resolve()
+    python = root / ".venv" / "bin" / "python"
+    missing = "" if python.exists() else f"no {python} (run tools/setup.sh in {root})"
+    return [
+        ServerSpec("base", "ours", python=str(python), repo=str(root), missing=missing),
+        ServerSpec(
+            "base-asgi", "ours", python=str(python), repo=str(root), asgi=True, missing=missing
+        ),
+    ]
 
 
 def server_specs(wanted: Optional[List[str]]) -> List[ServerSpec]:
@@ -355,14 +372,17 @@ class Server:
     def _command(self, files: Files) -> Tuple[List[str], Dict[str, str]]:
         spec, port = self.spec, str(self.port)
         env = dict(os.environ)
+        repo = Path(spec.repo) if spec.repo else REPO
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(HANDLERS), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+            [str(HANDLERS), str(repo)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         )
         if spec.kind == "ours":
+            # Checkouts before the nghttp2.server rename run as `-m server`.
+            module = "nghttp2" if (repo / "nghttp2" / "__main__.py").exists() else "server"
             argv = [
                 spec.python or sys.executable,
                 "-m",
-                "nghttp2",
+                module,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -1300,6 +1320,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "ours-asgi,nghttpd,granian,hypercorn",
     )
     parser.add_argument("--workloads", help="comma-separated subset of a,b,c,d,e,f,idle,growth")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also run our server from this other checkout (servers base, base-asgi), e.g. "
+        "`git worktree add /tmp/base COMMIT && /tmp/base/tools/setup.sh`",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument(
         "--profile",
@@ -1316,7 +1342,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     raise_fd_limit()
     # SIGTERM unwinds like Ctrl-C, so that every server started gets stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    specs = server_specs(args.servers.split(",") if args.servers else None)
+    wanted = args.servers.split(",") if args.servers else None
+    base = baseline_specs(args.baseline) if args.baseline else []
+    if wanted:
+        base = [s for s in base if s.name in wanted]
+        wanted = [name for name in wanted if not name.startswith("base")]
+    specs = (server_specs(wanted) if wanted is None or wanted else []) + base
     chosen = (
         set(args.workloads.split(","))
         if args.workloads
