@@ -50,6 +50,7 @@ from .errors import (
     ConnectTimeout,
     GoAwayError,
     NegotiationError,
+    PoolTimeout,
     RemoteProtocolError,
     StreamResetError,
 )
@@ -276,10 +277,11 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- concurrency slots (the server's MAX_CONCURRENT_STREAMS) ----------
 
-    async def acquire_slot(self) -> None:
+    async def acquire_slot(self, timeout: Optional[float] = None) -> None:
         """Wait until the server allows one more stream, and take it.
 
-        Raises :class:`Unavailable` when the connection stops taking streams.
+        Raises :class:`Unavailable` when the connection stops taking streams,
+        :class:`~client.errors.PoolTimeout` after waiting ``timeout`` seconds.
         """
         if not self.is_available:
             raise self._unavailable()
@@ -289,8 +291,17 @@ class ClientConnection(asyncio.Protocol):
         fut: asyncio.Future[None] = self.loop.create_future()
         self._slot_waiters.append(fut)
         try:
-            await fut
-        except asyncio.CancelledError:
+            if timeout is None:
+                await fut
+            else:
+                try:
+                    await asyncio.wait_for(fut, timeout)
+                except asyncio.TimeoutError:
+                    raise PoolTimeout(
+                        f"no free stream within {timeout}s (the server allows "
+                        f"{self.max_outbound} at once)"
+                    ) from None
+        except (asyncio.CancelledError, PoolTimeout):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self.release_slot()  # granted just as we were cancelled
             else:
