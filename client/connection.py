@@ -161,6 +161,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused = False
         self._busy = False
         self._again = False
+        self._flush_scheduled = False
         self._closing = False
         self.peername: Any = None
 
@@ -350,7 +351,7 @@ class ClientConnection(asyncio.Protocol):
             raise
         sink.slot = slot
         self.streams[sid] = sink
-        self.flush()
+        self.flush_soon()
         return sid
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
@@ -370,7 +371,7 @@ class ClientConnection(asyncio.Protocol):
         send as much again."""
         if amount and self.closed_reason is None:
             self.session.acknowledge_received_data(amount, stream_id)
-            self.flush()
+            self.flush_soon()
 
     def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
         """Cancel a stream; its sink gets ``on_closed`` when it closes."""
@@ -420,6 +421,19 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     # ---- writing ---------------------------------------------------------
+
+    def flush_soon(self) -> None:
+        """Flush once the loop has run what is ready: requests started
+        together (and the WINDOW_UPDATEs of bodies read together) go out in
+        one write.  Measured: 100 concurrent GETs through httpx spent a
+        sixth of their client CPU in one socket send each."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         """Write what nghttp2 has for the server, until the transport pushes back."""

@@ -374,7 +374,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         replayable = body is None or isinstance(body, bytes)
         attempts = 0
         while True:
-            response = Response(request.method, str(url), read_timeout=t.read)
+            response = Response(request.method, client.origin, read_timeout=t.read)
             try:
                 await client.send_prepared(fields, body, response, t)
             except ClientError as exc:
