@@ -296,12 +296,15 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 ) from None
             body = request.stream
         response, ext = await self._send(origin, request, body or None)
-        return httpx.Response(
+        reader = _Body(request, response, ext)
+        result = httpx.Response(
             status_code=response.status or 0,
             headers=response.headers.raw,
-            stream=_AsyncResponseStream(_Body(request, response, ext)),
+            stream=_AsyncResponseStream(reader),
             extensions=ext,
         )
+        reader.extensions = result.extensions  # httpx keeps a copy
+        return result
 
     async def _origin(
         self, url: httpx.URL, key: Tuple[bytes, bytes, Optional[int]], request: httpx.Request
@@ -543,12 +546,14 @@ class HTTPTransport(httpx.BaseTransport):
         if result is None:
             return self._http11.handle_request(request)
         status, headers, ext, body, first = result
-        return httpx.Response(
+        result = httpx.Response(
             status_code=status,
             headers=headers,
             stream=_SyncResponseStream(body, first, runner),
             extensions=ext,
         )
+        body.extensions = result.extensions  # httpx keeps a copy
+        return result
 
     async def _start(
         self, request: httpx.Request
