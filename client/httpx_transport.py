@@ -546,14 +546,14 @@ class HTTPTransport(httpx.BaseTransport):
         if result is None:
             return self._http11.handle_request(request)
         status, headers, ext, body, first = result
-        result = httpx.Response(
+        response = httpx.Response(
             status_code=status,
             headers=headers,
             stream=_SyncResponseStream(body, first, runner),
             extensions=ext,
         )
-        body.extensions = result.extensions  # httpx keeps a copy
-        return result
+        body.extensions = response.extensions  # httpx keeps a copy
+        return response
 
     async def _start(
         self, request: httpx.Request
