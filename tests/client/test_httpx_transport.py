@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,3 +458,13 @@ async def test_sync_http11_only_origin(kind: str, http11: Any, client_ssl: ssl.S
 
     await asyncio.wait_for(asyncio.to_thread(run), TIMEOUT)
     assert h1.connections == (2 if kind == "ours" else 1)
+
+
+async def test_import_nghttp2_needs_no_httpx() -> None:
+    code = (
+        "import sys, nghttp2, nghttp2.client; "
+        "assert 'httpx' not in sys.modules, 'import nghttp2 imported httpx'; "
+        "import nghttp2.httpx; assert 'httpx' in sys.modules"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
