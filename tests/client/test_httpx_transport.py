@@ -468,3 +468,29 @@ async def test_import_nghttp2_needs_no_httpx() -> None:
     )
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
     assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+
+async def test_sync_threads_multiplex(serve: Any) -> None:
+    """Threads sharing the sync transport: a response that never comes
+    holds up nobody else, and all of them share one connection."""
+    srv = await serve()
+    timeout = httpx.Timeout(5.0, read=3.0)
+    transport = HTTPTransport(http2_prior_knowledge=True)
+    c = httpx.Client(transport=transport, base_url=srv.base_url, timeout=timeout)
+    try:
+        slow = asyncio.ensure_future(asyncio.to_thread(c.get, "/never"))
+        await asyncio.sleep(0.2)  # the slow thread now drives the loop
+
+        def fast() -> List[bytes]:
+            return [c.get("/hello").content for _ in range(5)]
+
+        contents = await asyncio.wait_for(asyncio.to_thread(fast), TIMEOUT)
+        assert contents == [b"hello"] * 5
+        assert not slow.done()
+        with pytest.raises(httpx.ReadTimeout):
+            await asyncio.wait_for(slow, TIMEOUT)
+        # Once the driving thread is gone, another one drives the loop.
+        assert (await asyncio.to_thread(c.get, "/hello")).content == b"hello"
+    finally:
+        await asyncio.to_thread(c.close)
+    assert len(srv.state["connections"]) == 1
