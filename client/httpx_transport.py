@@ -23,6 +23,8 @@ from typing import Any, AsyncIterator, Dict, Iterator, Optional, Tuple, Union
 
 import httpx
 
+from nghttp2_cffi import NGHTTP2Error
+
 from .client import Client, Timeout
 from .connection import ClientConnection, Fields
 from .errors import (
@@ -367,6 +369,12 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             name = name.lower()
             if name == b"host":
                 authority = value
+            elif name[:1] == b":":
+                raise httpx.LocalProtocolError(
+                    f"{name.decode('latin-1')!r}: pseudo-header fields come from the method "
+                    "and the URL",
+                    request=request,
+                )
             elif name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
                 continue
             else:
@@ -387,7 +395,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 if exc.retryable and replayable and attempts <= MAX_RETRIES:
                     continue
                 raise _map_error(exc, request) from exc
-            except ValueError as exc:
+            except (ValueError, NGHTTP2Error) as exc:  # nghttp2 refused the header fields
                 raise httpx.LocalProtocolError(str(exc), request=request) from exc
             break
         stream = response._stream

@@ -494,3 +494,32 @@ async def test_sync_threads_multiplex(serve: Any) -> None:
     finally:
         await asyncio.to_thread(c.close)
     assert len(srv.state["connections"]) == 1
+
+
+async def test_local_errors_and_leaving_a_stream_early(kind: str, serve: Any) -> None:
+    srv = await serve()
+    async with client(kind, srv.base_url) as c:
+        async with c.stream("GET", f"/big?size={10 * 2**20}") as r:
+            async for chunk in r.aiter_bytes():
+                assert chunk
+                break
+        # The connection goes on.  Ours reset the stream on leaving the
+        # block (the server saw CANCEL before the 10 MiB were sent); httpcore
+        # lets the server finish it.
+        assert (await c.get("/hello")).content == b"hello"
+        if kind == "ours":
+            assert (b"/big", 8) in srv.state["closed"]
+        # Last: httpcore has already HPACK-encoded the fields when it
+        # refuses them, and the connection breaks (COMPRESSION_ERROR).
+        with pytest.raises(httpx.LocalProtocolError):
+            await c.get("/hello", headers={":path": "/elsewhere"})
+        if kind == "ours":
+            assert (await c.get("/hello")).content == b"hello"
+
+
+async def test_sync_client_called_from_async_code(nghttpd: Any, htdocs: Path) -> None:
+    """A sync httpx.Client called (blocking) inside a running event loop:
+    the transport runs its own loop on a helper thread."""
+    with sync_client("ours", nghttpd(False)) as c:
+        r = c.get("/index.html")
+    assert r.content == (htdocs / "index.html").read_bytes()
