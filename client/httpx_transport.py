@@ -259,7 +259,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         self.http2_prior_knowledge = http2_prior_knowledge
         self._stream_window = stream_window
         self._origins: Dict[Tuple[bytes, bytes, Optional[int]], Any] = {}
-        self._lock: Optional[asyncio.Lock] = None
+        self._connecting: Dict[Tuple[bytes, bytes, Optional[int]], asyncio.Lock] = {}
         self._closed = False
         # The HTTP/1.1 transport shares the SSL context (the certificates
         # are loaded once); offering h2 there too keeps a race between its
@@ -317,9 +317,12 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             return _HTTP11
         if self._closed:
             raise RuntimeError("the transport is closed")
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        # One connection attempt per origin at a time; origins do not wait
+        # for each other.
+        lock = self._connecting.get(key)
+        if lock is None:
+            lock = self._connecting[key] = asyncio.Lock()
+        async with lock:
             origin = self._origins.get(key)
             if origin is not None:
                 return origin
@@ -349,6 +352,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 await client.aclose()
                 raise _map_error(exc, request) from exc
             origin = self._origins[key] = _Origin(client)
+            self._connecting.pop(key, None)
             return origin
 
     async def _send(
