@@ -16,6 +16,7 @@ from .connection import (
     DEFAULT_MAX_PUSHES,
     DEFAULT_STREAM_WINDOW,
     ClientConnection,
+    Fields,
     Unavailable,
     open_connection,
 )
@@ -51,33 +52,39 @@ class Timeout:
     - ``read``: waiting for the response headers (counted from the end of
       the request body) and then for each body chunk.
     - ``write``: a request body waiting for the server's flow-control window.
-
-    A request waiting for a free stream (the server's
-    MAX_CONCURRENT_STREAMS) has no timeout of its own: wrap the call in
-    ``asyncio.wait_for``/``asyncio.timeout`` for a deadline on the whole.
+    - ``pool``: a request waiting for a free stream (the server's
+      MAX_CONCURRENT_STREAMS); None by default: such a request waits its
+      turn.  Wrap the call in ``asyncio.wait_for``/``asyncio.timeout`` for a
+      deadline on the whole.
     """
 
-    __slots__ = ("connect", "read", "write")
+    __slots__ = ("connect", "pool", "read", "write")
 
     def __init__(
         self,
         connect: Optional[float] = 10.0,
         read: Optional[float] = 60.0,
         write: Optional[float] = 60.0,
+        pool: Optional[float] = None,
     ) -> None:
         self.connect = connect
         self.read = read
         self.write = write
+        self.pool = pool
 
     @classmethod
     def of(cls, value: Union[Timeout, float, None]) -> Timeout:
-        """A Timeout from a Timeout, one number for all three, or None."""
+        """A Timeout from a Timeout, one number for connect, read and write
+        (``pool`` stays None), or None."""
         if isinstance(value, Timeout):
             return value
         return cls(value, value, value)
 
     def __repr__(self) -> str:
-        return f"Timeout(connect={self.connect}, read={self.read}, write={self.write})"
+        return (
+            f"Timeout(connect={self.connect}, read={self.read}, write={self.write}, "
+            f"pool={self.pool})"
+        )
 
 
 DEFAULT_TIMEOUT = Timeout()
@@ -234,7 +241,7 @@ class Client:
         """The current connection (None before the first one)."""
         return self._conn
 
-    async def _connection(self) -> ClientConnection:
+    async def _connection(self, connect_timeout: Any = _UNSET) -> ClientConnection:
         if self._closed:
             raise ClientError("the client is closed")
         conn = self._conn
@@ -249,7 +256,9 @@ class Client:
             if conn is not None:
                 self._retire(conn)
             self._conn = None
-            self._conn = await self._open()
+            self._conn = await self._open(
+                self.timeout.connect if connect_timeout is _UNSET else connect_timeout
+            )
             return self._conn
 
     def _retire(self, conn: ClientConnection) -> None:
@@ -262,7 +271,7 @@ class Client:
             else:
                 self._old.add(conn)
 
-    async def _open(self) -> ClientConnection:
+    async def _open(self, connect_timeout: Optional[float]) -> ClientConnection:
         return await open_connection(
             lambda: ClientConnection(
                 enable_push=self.enable_push,
@@ -273,7 +282,7 @@ class Client:
             self.port,
             ssl=self.ssl,
             server_hostname=self.server_hostname or self.host if self.ssl else None,
-            timeout=self.timeout.connect,
+            timeout=connect_timeout,
             origin=self.origin,
         )
 
@@ -434,12 +443,32 @@ class Client:
                 fields.append((b"content-length", str(len(body)).encode("ascii")))
         response = Response(method, self.origin + path, read_timeout=t.read)
         response.path = path
+        return await self.send_prepared(fields, content if streaming else body, response, t)
+
+    async def send_prepared(
+        self, fields: Fields, content: Content, response: Response, timeout: Timeout
+    ) -> Response:
+        """Send a request given as its complete HTTP/2 header fields and
+        return ``response`` once its headers arrived (for adapters such as
+        the httpx transport, which build the fields themselves).
+
+        ``fields``: the pseudo-header fields first, then lower-case names,
+        nothing connection-specific, content-length included where known.
+        ``content``: None, bytes (sent from C), or a body to stream (an
+        async iterable, an iterable of bytes or a file-like object).
+        ``response``: a new :class:`Response` for the request (its
+        ``read_timeout`` applies); ``timeout``: its connect, write and pool
+        phases apply.
+        """
+        t = timeout
+        streaming = _is_streaming(content)
+        body = None if streaming else content
         on_push = self._on_push if self.enable_push else None
         attempts = 0
         while True:
-            conn = await self._connection()
+            conn = await self._connection(t.connect)
             try:
-                await conn.acquire_slot()
+                await conn.acquire_slot(t.pool)
             except Unavailable as exc:
                 attempts += 1
                 if attempts > MAX_RECONNECTS:

@@ -50,6 +50,7 @@ from .errors import (
     ConnectTimeout,
     GoAwayError,
     NegotiationError,
+    PoolTimeout,
     RemoteProtocolError,
     StreamResetError,
 )
@@ -160,6 +161,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused = False
         self._busy = False
         self._again = False
+        self._flush_scheduled = False
         self._closing = False
         self.peername: Any = None
 
@@ -276,10 +278,11 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- concurrency slots (the server's MAX_CONCURRENT_STREAMS) ----------
 
-    async def acquire_slot(self) -> None:
+    async def acquire_slot(self, timeout: Optional[float] = None) -> None:
         """Wait until the server allows one more stream, and take it.
 
-        Raises :class:`Unavailable` when the connection stops taking streams.
+        Raises :class:`Unavailable` when the connection stops taking streams,
+        :class:`~client.errors.PoolTimeout` after waiting ``timeout`` seconds.
         """
         if not self.is_available:
             raise self._unavailable()
@@ -289,8 +292,17 @@ class ClientConnection(asyncio.Protocol):
         fut: asyncio.Future[None] = self.loop.create_future()
         self._slot_waiters.append(fut)
         try:
-            await fut
-        except asyncio.CancelledError:
+            if timeout is None:
+                await fut
+            else:
+                try:
+                    await asyncio.wait_for(fut, timeout)
+                except asyncio.TimeoutError:
+                    raise PoolTimeout(
+                        f"no free stream within {timeout}s (the server allows "
+                        f"{self.max_outbound} at once)"
+                    ) from None
+        except (asyncio.CancelledError, PoolTimeout):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self.release_slot()  # granted just as we were cancelled
             else:
@@ -339,7 +351,7 @@ class ClientConnection(asyncio.Protocol):
             raise
         sink.slot = slot
         self.streams[sid] = sink
-        self.flush()
+        self.flush_soon()
         return sid
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
@@ -359,7 +371,7 @@ class ClientConnection(asyncio.Protocol):
         send as much again."""
         if amount and self.closed_reason is None:
             self.session.acknowledge_received_data(amount, stream_id)
-            self.flush()
+            self.flush_soon()
 
     def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
         """Cancel a stream; its sink gets ``on_closed`` when it closes."""
@@ -409,6 +421,19 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     # ---- writing ---------------------------------------------------------
+
+    def flush_soon(self) -> None:
+        """Flush once the loop has run what is ready: requests started
+        together (and the WINDOW_UPDATEs of bodies read together) go out in
+        one write.  Measured: 100 concurrent GETs through httpx spent a
+        sixth of their client CPU in one socket send each."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def flush(self) -> None:
         """Write what nghttp2 has for the server, until the transport pushes back."""

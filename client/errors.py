@@ -44,6 +44,11 @@ class WriteTimeout(ClientTimeout):
     """The request body waited too long for the server's flow-control window."""
 
 
+class PoolTimeout(ClientTimeout):
+    """The request waited too long for a free stream (the server's
+    SETTINGS_MAX_CONCURRENT_STREAMS were all in use)."""
+
+
 class StreamResetError(ClientError):
     """The stream was reset (by the server, or by nghttp2 because the server
     broke the protocol on it) before the response was complete."""

@@ -45,16 +45,23 @@ def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
     return status, rest
 
 
-async def _within(waiter: asyncio.Future[None], timeout: Optional[float]) -> bool:
-    """Await ``waiter``; False when ``timeout`` seconds passed first."""
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+async def _within(waiter: asyncio.Future[Any], timeout: Optional[float]) -> bool:
+    """Await ``waiter`` (woken with None); False when ``timeout`` seconds
+    passed first.  A timer instead of ``asyncio.wait_for``: a fraction of
+    its cost, paid on every wait of every request."""
+    if timeout is None:
+        await waiter
+        return True
+    timer = waiter.get_loop().call_later(timeout, _expire, waiter)
     try:
-        if timeout is None:
-            await waiter
-        else:
-            await asyncio.wait_for(waiter, timeout)
-    except asyncio.TimeoutError:
-        return False
-    return True
+        return await waiter is not False
+    finally:
+        timer.cancel()
 
 
 class ResponseStream(StreamSink):
@@ -80,8 +87,8 @@ class ResponseStream(StreamSink):
         self.upload_task: Optional[asyncio.Task[None]] = None
         self.data_requested = False
         self.on_push = on_push
-        self._waiter: Optional[asyncio.Future[None]] = None
-        self._drain_waiter: Optional[asyncio.Future[None]] = None
+        self._waiter: Optional[asyncio.Future[Any]] = None
+        self._drain_waiter: Optional[asyncio.Future[Any]] = None
 
     # ---- from the connection -----------------------------------------------
 

@@ -13,6 +13,7 @@ from hyperframe.frame import GoAwayFrame
 from nghttp2.client import (
     Client,
     GoAwayError,
+    PoolTimeout,
     RemoteProtocolError,
     StreamResetError,
     Timeout,
@@ -192,3 +193,25 @@ async def test_concurrency_limit_from_an_independent_server(h2_peer) -> None:
         rs = await asyncio.wait_for(asyncio.gather(*[c.get("/") for _ in range(30)]), TIMEOUT)
     assert len({r.content for r in rs}) == 30
     assert max(peak) == 3
+
+
+async def test_pool_timeout_waiting_for_a_free_stream(h2_peer) -> None:
+    answered = []
+
+    def script(peer, conn, event, writer):
+        if isinstance(event, h2.events.RequestReceived) and answered:
+            respond(conn, event.stream_id, b"later")
+
+    peer = await h2_peer(script, settings={SettingCode.MAX_CONCURRENT_STREAMS: 1})
+    async with Client(peer.url, timeout=Timeout(connect=5, read=5, pool=0.2)) as c:
+        first = asyncio.ensure_future(c.get("/first"))  # never answered: takes the one stream
+        await asyncio.sleep(0.1)
+        with pytest.raises(PoolTimeout):
+            await asyncio.wait_for(c.get("/second"), TIMEOUT)
+        assert not c.connection._slot_waiters  # the waiter left the queue
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        answered.append(True)
+        r = await asyncio.wait_for(c.get("/third"), TIMEOUT)  # the slot came back
+        assert r.content == b"later"
