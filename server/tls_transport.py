@@ -218,6 +218,8 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
                     count = len(data)
                     if count:
                         app.data_received(data)  # type: ignore[attr-defined]
+                if count and not self._incoming.pending and not sslobj.pending():
+                    break  # all read: spare the SSLWantReadError of one more read
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
