@@ -17,8 +17,6 @@ from conftest import H2Client
 from nghttp2.server import BaseRequestHandler
 from nghttp2.server.limits import Limits
 
-pytestmark = pytest.mark.asyncio
-
 TIMEOUT = 10.0
 
 
@@ -66,6 +64,7 @@ def _close_all() -> None:
     _open_silent.writers = []  # type: ignore[attr-defined]
 
 
+@pytest.mark.asyncio
 async def test_cap_counts_tls_connections_from_accept(
     start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
@@ -93,6 +92,7 @@ async def test_cap_counts_tls_connections_from_accept(
     await client.close()
 
 
+@pytest.mark.asyncio
 async def test_handshake_timeout_closes_a_silent_connection(
     start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
@@ -111,6 +111,7 @@ async def test_handshake_timeout_closes_a_silent_connection(
     await client.close()
 
 
+@pytest.mark.asyncio
 async def test_handshake_failures_leave_the_server_serving(
     start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
@@ -146,6 +147,7 @@ async def _closed_by_server_any(reader: asyncio.StreamReader, within: float) -> 
         return True
 
 
+@pytest.mark.asyncio
 async def test_close_notify_and_large_bodies_over_tls(
     start_server, run, server_ssl: ssl.SSLContext, ca_file: str
 ):
