@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
-from conftest import H2Client
 
 from nghttp2.server.files import (
     RangeNotSatisfiable,
@@ -366,7 +365,7 @@ async def test_nghttp_range_and_304(start_server, run, site):
 
 
 @pytest.mark.asyncio
-async def test_files_are_closed_when_the_client_resets(start_server, site):
+async def test_files_are_closed_when_the_client_resets(start_server, h2_connect, site):
     opened: List[Any] = []
 
     class Files(directory_handler(site)):  # type: ignore[misc]
@@ -376,7 +375,7 @@ async def test_files_are_closed_when_the_client_resets(start_server, site):
             super().send_response(status, headers, body)
 
     server = await start_server(Files)
-    client = await H2Client.connect(server.address)
+    client = await h2_connect(server)
     client.read_body = False  # the server stalls at the flow-control window
     whole = await client.request("/big.bin")
     part = await client.request("/big.bin", headers=[("range", "bytes=10-200000")])

@@ -12,7 +12,6 @@ import time
 from typing import List, Tuple
 
 import pytest
-from conftest import H2Client
 
 from nghttp2.server import BaseRequestHandler
 from nghttp2.server.limits import Limits
@@ -35,15 +34,24 @@ class _Hello(BaseRequestHandler):
             self.send_response(200, body=b"hello\n")
 
 
-async def _open_silent(address: Tuple[str, int], count: int) -> List[asyncio.StreamReader]:
-    readers = []
-    writers = []
-    for _ in range(count):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), TIMEOUT)
-        readers.append(reader)
-        writers.append(writer)
-    _open_silent.writers = writers  # type: ignore[attr-defined]
-    return readers
+class _Silent:
+    """TCP connections to the TLS port that never say a word."""
+
+    def __init__(self) -> None:
+        self.writers: List[asyncio.StreamWriter] = []
+
+    async def open(self, address: Tuple[str, int], count: int) -> List[asyncio.StreamReader]:
+        readers = []
+        for _ in range(count):
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), TIMEOUT)
+            readers.append(reader)
+            self.writers.append(writer)
+        return readers
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers = []
 
 
 async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
@@ -58,24 +66,19 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
     return True
 
 
-def _close_all() -> None:
-    for writer in getattr(_open_silent, "writers", []):
-        writer.transport.abort()
-    _open_silent.writers = []  # type: ignore[attr-defined]
-
-
 @pytest.mark.asyncio
 async def test_cap_counts_tls_connections_from_accept(
-    start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
+    start_server, h2_connect, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
     server = await start_server(
         _Hello, ssl=server_ssl, limits=Limits(max_connections=20, handshake_timeout=None)
     )
     # A real client, connected first, is served throughout.
-    client = await H2Client.connect(server.address, ssl=client_ssl)
+    client = await h2_connect(server, ssl=client_ssl)
     assert (await client.get("/")).status == 200
+    silent = _Silent()
     try:
-        readers = await _open_silent(server.address, 200)
+        readers = await silent.open(server.address, 200)
         closed = await asyncio.gather(*(_closed_by_server(r, 1.5) for r in readers))
         held = closed.count(False)
         # 19 slots are left beside the real client; no more are held.
@@ -83,10 +86,10 @@ async def test_cap_counts_tls_connections_from_accept(
         assert closed.count(True) >= 181
         assert (await client.get("/")).status == 200
     finally:
-        _close_all()
+        silent.close()
     # Slots freed: a new client is served.
     await asyncio.sleep(0.2)
-    other = await H2Client.connect(server.address, ssl=client_ssl)
+    other = await h2_connect(server, ssl=client_ssl)
     assert (await other.get("/")).status == 200
     await other.close()
     await client.close()
@@ -94,18 +97,19 @@ async def test_cap_counts_tls_connections_from_accept(
 
 @pytest.mark.asyncio
 async def test_handshake_timeout_closes_a_silent_connection(
-    start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
+    start_server, h2_connect, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
     server = await start_server(_Hello, ssl=server_ssl, limits=Limits(handshake_timeout=1.0))
+    silent = _Silent()
     try:
         started = time.monotonic()
-        (reader,) = await _open_silent(server.address, 1)
+        (reader,) = await silent.open(server.address, 1)
         assert await _closed_by_server(reader, 3.0), "still open 3 s after accept"
         assert time.monotonic() - started < 2.5
     finally:
-        _close_all()
+        silent.close()
     # The timeout is the handshake's only: a client idle after it stays.
-    client = await H2Client.connect(server.address, ssl=client_ssl)
+    client = await h2_connect(server, ssl=client_ssl)
     await asyncio.sleep(1.5)
     assert (await client.get("/")).status == 200
     await client.close()
@@ -113,7 +117,7 @@ async def test_handshake_timeout_closes_a_silent_connection(
 
 @pytest.mark.asyncio
 async def test_handshake_failures_leave_the_server_serving(
-    start_server, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
+    start_server, h2_connect, server_ssl: ssl.SSLContext, client_ssl: ssl.SSLContext
 ):
     server = await start_server(_Hello, ssl=server_ssl, limits=Limits(max_connections=5))
     for garbage in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\x05hello" * 3):
@@ -126,7 +130,7 @@ async def test_handshake_failures_leave_the_server_serving(
     untrusting.set_alpn_protocols(["h2"])
     with pytest.raises(ssl.SSLError):
         await asyncio.open_connection(*server.address, ssl=untrusting, server_hostname="localhost")
-    client = await H2Client.connect(server.address, ssl=client_ssl)
+    client = await h2_connect(server, ssl=client_ssl)
     assert (await client.get("/")).status == 200
     await client.close()
 
