@@ -49,6 +49,9 @@ class TLSAcceptor:
         self.context = context
         #: Connections still in their handshake (not in ``server.connections`` yet).
         self.handshaking: Set[TLSTransport] = set()
+        # Refusals are logged at most once a second (a flood would flood the log).
+        self._refused = 0
+        self._refused_logged_at = -1.0
 
     def __call__(self) -> TLSTransport:
         return TLSTransport(self)
@@ -56,6 +59,20 @@ class TLSAcceptor:
     def open_connections(self) -> int:
         """Connections the cap counts: served ones and handshakes under way."""
         return len(self.server.connections) + len(self.handshaking)
+
+    def refused(self, peer: Any, cap: int) -> None:
+        """A connection over the cap was closed: log it, or count it for the next line."""
+        self._refused += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged_at >= 1.0:
+            log.warning(
+                "%s: refused: %d connections open (%d refused since the last such line)",
+                _peer(peer),
+                cap,
+                self._refused,
+            )
+            self._refused = 0
+            self._refused_logged_at = now
 
     def close(self) -> None:
         """Abort every handshake under way."""
@@ -107,9 +124,7 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         limits = acceptor.server.limits
         cap = limits.max_connections
         if cap is not None and acceptor.open_connections() >= cap:
-            log.warning(
-                "%s: refused: %d connections open", _peer(raw.get_extra_info("peername")), cap
-            )
+            acceptor.refused(raw.get_extra_info("peername"), cap)
             self._state = _CLOSED
             raw.abort()
             return

@@ -14,6 +14,8 @@ exchanged the connection preface and SETTINGS, and then say nothing.
     .venv/bin/python tools/bench_memory.py -n 1000 --json
     # the same against another copy of the server package (before/after):
     .venv/bin/python tools/bench_memory.py --pythonpath /tmp/before
+    # 2000 silent connections against max_connections=100:
+    .venv/bin/python tools/bench_memory.py --flood 2000,100
 
 Linux only (it reads /proc/PID/status).  Light: no load, N sockets at most
 at a time.
@@ -44,11 +46,13 @@ class Hello(BaseRequestHandler):
     def on_headers(self):
         self.send_response(200, body=b"ok")
 
-mode, cert, key = sys.argv[1:4]
+mode, cert, key, cap = sys.argv[1:5]
 off = ("max_connections", "idle_timeout", "header_timeout", "settings_timeout",
        "handshake_timeout", "response_timeout")
 names = {f.name for f in dataclasses.fields(Limits)}
-limits = Limits(**{name: None for name in off if name in names})
+kwargs = {name: None for name in off if name in names}
+kwargs["max_connections"] = int(cap) if cap != "none" else None
+limits = Limits(**kwargs)
 context = server_context(cert, key) if mode == "tls" else None
 server = HTTP2Server(("127.0.0.1", 0), Hello, ssl=context, limits=limits, access_log=False)
 
@@ -88,12 +92,14 @@ def settled_rss(pid: int, timeout: float = 5.0) -> int:
 
 
 class Server:
-    def __init__(self, mode: str, cert: Path, key: Path, pythonpath: Optional[str]) -> None:
+    def __init__(
+        self, mode: str, cert: Path, key: Path, pythonpath: Optional[str], cap: str = "none"
+    ) -> None:
         env = dict(os.environ)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, mode, str(cert), str(key)],
+            [sys.executable, "-c", SERVER, mode, str(cert), str(key), cap],
             stdout=subprocess.PIPE,
             env=env,
             text=True,
@@ -159,6 +165,36 @@ def measure(kind: str, n: int, cert: Path, key: Path, pythonpath: Optional[str])
         server.stop()
 
 
+def flood(n: int, cap: int, cert: Path, key: Path, pythonpath: Optional[str]) -> Dict[str, float]:
+    """``n`` silent connections to a TLS server capped at ``cap`` (handshake
+    timeout off): how many it still holds after 2 s, and its RSS growth."""
+    server = Server("tls", cert, key, pythonpath, str(cap))
+    try:
+        before = settled_rss(server.proc.pid)
+        held = [silent(server.port) for _ in range(n)]
+        time.sleep(2.0)
+        after = settled_rss(server.proc.pid)
+        still_open = 0
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                still_open += sock.recv(1) != b""  # EOF: closed by the server
+            except BlockingIOError:
+                still_open += 1  # nothing to read: held
+            except OSError:
+                pass  # reset by the server
+            sock.close()
+        return {
+            "connections": n,
+            "cap": cap,
+            "held": still_open,
+            "rss_before_mib": before / 1024,
+            "rss_after_mib": after / 1024,
+        }
+    finally:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=300, help="connections held (default 300)")
@@ -169,6 +205,12 @@ def main() -> int:
     )
     parser.add_argument("--pythonpath", help="put this first on the server's PYTHONPATH")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--flood",
+        metavar="N,CAP",
+        help="instead: N silent connections against max_connections=CAP (e.g. 2000,100): "
+        "how many are held, and the RSS",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from nghttp2.server.tls import write_development_certificate
@@ -177,6 +219,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
         write_development_certificate(cert, key)
+        if args.flood:
+            count, cap = (int(x) for x in args.flood.split(","))
+            report = flood(count, cap, cert, key, args.pythonpath)
+            if args.json:
+                print(json.dumps(report))
+            else:
+                print(
+                    f"{count} silent TLS connections, max_connections={cap}: "
+                    f"{report['held']} held; RSS {report['rss_before_mib']:.1f} -> "
+                    f"{report['rss_after_mib']:.1f} MiB"
+                )
+            return 0
         for kind in args.kinds.split(","):
             results[kind] = measure(kind, args.n, cert, key, args.pythonpath)
     if args.json:
