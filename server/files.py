@@ -171,11 +171,16 @@ def locate(root: bytes, raw_path: bytes, dotfiles: bool = False) -> Optional[byt
     return real
 
 
+def _shown(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def listing_html(url_path: str, entries: Iterable[Tuple[str, bool]]) -> bytes:
     """An HTML page listing ``entries`` — ``(name, is_folder)``, names as
     ``os.fsdecode`` gives them — of the folder at ``url_path`` (decoded);
     names are escaped, links percent-encoded."""
-    title = html.escape(f"Index of {url_path}", quote=False)
+    title = html.escape(f"Index of {_shown(url_path)}", quote=False)
     lines = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
@@ -187,8 +192,7 @@ def listing_html(url_path: str, entries: Iterable[Tuple[str, bool]]) -> bytes:
     for name, is_folder in sorted(entries, key=lambda e: (not e[1], e[0].lower(), e[0])):
         slash = "/" if is_folder else ""
         href = quote(os.fsencode(name)) + slash
-        shown = html.escape(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-        lines.append(f'<li><a href="{href}">{shown}{slash}</a></li>')
+        lines.append(f'<li><a href="{href}">{html.escape(_shown(name))}{slash}</a></li>')
     lines.append("</ul></body></html>\n")
     return "\n".join(lines).encode("utf-8")
 

@@ -167,6 +167,9 @@ def test_listing_html_escapes():
     assert '<a href="z%20z">z z</a>' in text
     assert text.index("a%22b") < text.index("%3Cscript")
     assert "../" not in listing_html("/", []).decode()
+    # Names that are not UTF-8 (os.fsdecode gives surrogates): shown as U+FFFD.
+    odd = listing_html(os.fsdecode(b"/\xff/"), [(os.fsdecode(b"n\xe9"), False)]).decode()
+    assert "Index of /\ufffd/" in odd and '<a href="n%E9">n\ufffd</a>' in odd
 
 
 # ---- over sockets -----------------------------------------------------------
@@ -183,6 +186,7 @@ def site(tree: Path) -> Path:
     (tree / "big.bin").write_bytes(DATA)
     (tree / "empty.txt").write_bytes(b"")
     (tree / "<b>&.txt").write_text("odd name\n")
+    os.mkdir(os.fsencode(tree) + b"/d\xff")  # not UTF-8
     return tree
 
 
@@ -302,6 +306,8 @@ async def test_paths_listing_and_redirects_with_curl(start_server, run, site, ve
     assert (fields["status"], body) == (200, "<h1>sub</h1>\n")
     assert (await get("/a%20b.txt"))[1] == "spaces\n"
     assert (await get("/%3Cb%3E%26.txt"))[1] == "odd name\n"
+    fields, body = await get("/d%FF/")
+    assert fields["status"] == 200 and "Index of /d\ufffd/" in body
     fields, _ = await get("//sub")  # no protocol-relative redirect to a host "sub"
     assert fields["status"] == 301 and fields["location"] == "/sub/"
 
