@@ -76,6 +76,17 @@ def parse_args(argv: Optional[list[str]], prog: Optional[str] = None) -> argpars
         "serves a demo page and pushes its stylesheet.",
     )
     parser.add_argument("directory", nargs="?", help="serve the files below this folder")
+    files = parser.add_argument_group("serving a DIRECTORY")
+    files.add_argument(
+        "--serve-dotfiles",
+        action="store_true",
+        help="also serve files and folders whose name begins with a dot (.git, .env)",
+    )
+    files.add_argument(
+        "--no-listing",
+        action="store_true",
+        help="a folder without index.html is 404, not a listing",
+    )
     parser.add_argument(
         "--handler", metavar="MODULE:CLASS", help="serve with your BaseRequestHandler subclass"
     )
@@ -150,7 +161,12 @@ def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> int:
     elif args.handler:
         handler, what = _load_handler(args.handler), args.handler
     elif args.directory:
-        handler, what = directory_handler(args.directory), f"the folder {args.directory}"
+        handler, what = (
+            directory_handler(
+                args.directory, serve_dotfiles=args.serve_dotfiles, listing=not args.no_listing
+            ),
+            f"the folder {args.directory}",
+        )
     else:
         handler, what = DemoHandler, "the demo page"
 

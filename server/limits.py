@@ -25,10 +25,16 @@ class Limits:
     #: Request body bytes per stream: 413 when content-length says more,
     #: RST_STREAM when the body outgrows it on the way.
     max_body_size: Optional[int] = 1024 * 1024 * 1024
-    #: Open connections; more are closed at once.
+    #: Open connections, TLS ones counted from accept (before their
+    #: handshake); more are closed at once.
     max_connections: Optional[int] = 10_000
     #: Seconds for the client to acknowledge our SETTINGS (SETTINGS_TIMEOUT).
     settings_timeout: Optional[float] = 10.0
+    #: Seconds from accepting a TLS connection to the end of its handshake;
+    #: then it is closed.  A real client needs a few round trips (well under
+    #: 2 s on a slow mobile link); a silent one holds a connection slot
+    #: meanwhile.  10 s, as header_timeout (asyncio's own default is 60 s).
+    handshake_timeout: Optional[float] = 10.0
     #: Seconds a connection may stay without an open stream (GOAWAY NO_ERROR).
     idle_timeout: Optional[float] = 60.0
     #: Seconds from connecting to the first complete request header block:

@@ -17,6 +17,7 @@ from .handler import BaseRequestHandler
 from .http11 import HTTP11Protocol
 from .limits import Limits
 from .protocol import HTTP2Protocol
+from .tls_transport import TLSAcceptor
 from .workers import loop_factory, run, serve_workers
 
 log = logging.getLogger("nghttp2.server")
@@ -127,6 +128,7 @@ class HTTP2Server:
         #: Where every connection's reads land (see Connection.get_buffer).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._server: Optional[asyncio.AbstractServer] = None
+        self._tls: Optional[TLSAcceptor] = None
         self._closed: Optional[asyncio.Event] = None
 
     # ---- starting ------------------------------------------------------
@@ -137,11 +139,14 @@ class HTTP2Server:
             return
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        # TLS runs in the server's own transport (see server.tls_transport).
+        factory: Any = self._new_connection
+        if self.ssl is not None:
+            factory = self._tls = TLSAcceptor(self, self.ssl)
         self._server = await loop.create_server(
-            self._new_connection,
+            factory,
             host=self.host,
             port=self.port,
-            ssl=self.ssl,
             reuse_address=True,
             backlog=self.backlog,
             reuse_port=self.reuse_port or None,
@@ -237,6 +242,8 @@ class HTTP2Server:
             return
         timeout = self.shutdown_timeout if timeout is None else timeout
         self._server.close()
+        if self._tls is not None:
+            self._tls.close()  # handshakes under way
         connections = list(self.connections)
         for conn in connections:
             conn.send_shutdown_notice()
@@ -259,6 +266,8 @@ class HTTP2Server:
         if self._server is None:
             return
         self._server.close()
+        if self._tls is not None:
+            self._tls.close()
         for conn in list(self.connections):
             conn.abort()
         self.connections.clear()

@@ -3,8 +3,9 @@
 # the binding's tests): `python -m nghttp2 --no-tls --port 0` serves its demo
 # page (a page whose stylesheet it pushes) on a free port; h2load sends 2000
 # requests over 4 connections (-m 4), nghttp fetches the page once and must
-# get the push; then SIGTERM must stop the server with exit status 0.  Every
-# request must succeed.  Takes a few seconds; 30 s at most.
+# get the push; then SIGTERM must stop the server with exit status 0.  A second
+# server over TLS answers h2load over h2 and HTTP/1.1.  Every request must
+# succeed.  Takes a few seconds; 30 s at most.
 #
 #   tools/server_smoke.sh PYTHON
 set -euo pipefail
@@ -20,10 +21,11 @@ done
 
 work=$(mktemp -d)
 pid=""
+tls_pid=""
 cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    for p in $pid $tls_pid; do
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,6 +70,30 @@ grep -Eq ' 200 +[0-9]+ /$' "$work/nghttp.out" && grep -Eq '\* .* 200 +[0-9]+ /st
     fail "nghttp did not get the page (200) and its pushed stylesheet (200)"
 }
 echo "server smoke: nghttp: / 200 and the pushed /style.css 200"
+
+# TLS (the server drives it itself, over ssl.MemoryBIO): a second server with
+# its development certificate; h2load over https, h2 and HTTP/1.1.
+"$py" -m nghttp2 --host 127.0.0.1 --port 0 --no-access-log >"$work/tls.log" 2>&1 &
+tls_pid=$!
+tls_url=""
+for _ in $(seq 150); do
+    tls_url=$(grep -o -m1 'https://127\.0\.0\.1:[0-9]*/' "$work/tls.log" || true)
+    [ -n "$tls_url" ] && break
+    kill -0 "$tls_pid" 2>/dev/null || { cat "$work/tls.log" >&2; fail "the TLS server exited before it listened"; }
+    sleep 0.1
+done
+[ -n "$tls_url" ] || fail "no start-up line of the TLS server within 15 s"
+for proto in "" --h1; do
+    timeout 20 h2load $proto -n 500 -c 4 "$tls_url" >"$work/h2load-tls.out" 2>&1 || true
+    grep -q '^requests: 500 total, 500 started, 500 done, 500 succeeded' "$work/h2load-tls.out" || {
+        cat "$work/h2load-tls.out" "$work/tls.log" >&2
+        fail "h2load $proto -n 500 -c 4 over TLS: not every request succeeded"
+    }
+done
+kill -TERM "$tls_pid"
+wait "$tls_pid" || fail "the TLS server did not exit cleanly after SIGTERM"
+tls_pid=""
+echo "server smoke: TLS: h2load -n 500 -c 4 over h2 and HTTP/1.1: all succeeded"
 
 kill -TERM "$pid"
 for _ in $(seq 100); do # 10 s for the graceful stop
