@@ -16,4 +16,4 @@ def test_one_version_everywhere() -> None:
     # The installed metadata (pyproject's dynamic version) reads the same file.
     assert importlib.metadata.version("nghttp2-cffi") == nghttp2_cffi.__version__
     # libnghttp2's own version is a different thing, under another name.
-    assert nghttp2_cffi.VERSION != nghttp2_cffi.__version__
+    assert nghttp2_cffi.__version__ != nghttp2_cffi.VERSION
