@@ -20,7 +20,7 @@ import pytest
 
 import nghttp2_cffi
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.slow,

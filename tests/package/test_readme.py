@@ -33,7 +33,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 from net_support import free_port, wait_for_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 KINDS = ("run", "serve", "asgi", "client-of")
 TIMEOUT = 90.0  # seconds for one block (the machine is shared and busy)

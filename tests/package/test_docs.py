@@ -17,7 +17,7 @@ from nghttp2.client import Client, Response
 from nghttp2.server import BaseRequestHandler
 from nghttp2_cffi import Session
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("mkdocs") is None
