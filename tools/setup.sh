@@ -11,8 +11,6 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 EXTRAS=${NGHTTP2_CFFI_EXTRAS:-test}
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO="sudo"
 
 need=()
 for pkg in libnghttp2-dev pkg-config gcc libc6-dev nghttp2-client nghttp2-server curl haproxy; do
@@ -28,44 +26,9 @@ elif [ "$("$PY" -c 'import sys; print(sys.base_prefix)')" = /usr ]; then
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
 fi
-# Debian's haproxy package starts its daemon and enables it at boot; the
-# tests start haproxy themselves, so when this script installs it, no daemon
-# starts during the install (a policy-rc.d that forbids service starts, unless
-# the machine has one already) and the service is disabled afterwards.  A
-# haproxy the machine had before is left as it was.
-disable_service() {
-    if command -v systemctl >/dev/null 2>&1; then
-        if [ -d /run/systemd/system ]; then
-            $SUDO systemctl disable --now --quiet "$1.service" || true
-        else
-            $SUDO systemctl disable --quiet "$1.service" 2>/dev/null || true
-        fi
-    fi
-    if [ -x "/etc/init.d/$1" ] && [ ! -d /run/systemd/system ]; then
-        $SUDO "/etc/init.d/$1" stop >/dev/null 2>&1 || true  # started if a policy let it
-        $SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
-    fi
-    echo "setup: installed $1 for the tests and disabled its system service (the tests start their own)"
-}
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
-    $SUDO apt-get update -q
-    policy=""
-    if [[ " ${need[*]} " == *" haproxy "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
-        policy=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\n# tools/setup.sh: no service starts while it installs packages\nexit 101\n' \
-            | $SUDO tee "$policy" >/dev/null
-        $SUDO chmod 755 "$policy"
-        trap '$SUDO rm -f "$policy"' EXIT
-    fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-    if [ -n "$policy" ]; then
-        $SUDO rm -f "$policy"
-        trap - EXIT
-    fi
-    if [[ " ${need[*]} " == *" haproxy "* ]]; then
-        disable_service haproxy
-    fi
+    tools/apt_install.sh "${need[@]}" # HAProxy: its daemon is left stopped and disabled
 fi
 
 # A pyenv or other self-built interpreter carries its own Python.h; Debian's
