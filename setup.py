@@ -1,5 +1,19 @@
 """cffi's setuptools hook has no pyproject.toml form: it lives here."""
 
+import platform
+import sysconfig
+
 from setuptools import setup
 
-setup(cffi_modules=["build_ffi.py:ffibuilder"])
+options = {}
+# cffi builds the extension for the stable ABI on CPython (_nghttp2.abi3.so),
+# so one cp39-abi3 wheel serves every CPython >= 3.9.  Not on PyPy (its wheels
+# keep their pp3xx tag) nor on a free-threaded CPython, which has no stable
+# ABI.  Here rather than [tool.distutils.bdist_wheel] in pyproject.toml, which
+# setuptools calls experimental.
+if platform.python_implementation() == "CPython" and not sysconfig.get_config_var(
+    "Py_GIL_DISABLED"
+):
+    options["bdist_wheel"] = {"py_limited_api": "cp39"}
+
+setup(cffi_modules=["build_ffi.py:ffibuilder"], options=options)

@@ -3,8 +3,17 @@
     pip install 'nghttp2-cffi[grpc]'       # grpcio, grpcio-tools, protobuf
     python examples/grpc_server.py --port 50051
 
-Then call it with grpcio over h2c (the stubs come from examples/greeter.proto)::
+Then call it with grpcio over h2c.  The client's modules, ``greeter_pb2``
+(the messages) and ``greeter_pb2_grpc`` (the stubs), are generated from
+examples/greeter.proto by grpcio-tools, once, into the current folder::
 
+    python -m grpc_tools.protoc -I examples --python_out=. --grpc_python_out=. \
+        examples/greeter.proto
+
+(or, in Python, ``greeter_pb2, greeter_pb2_grpc = load_protos()`` from this
+module, which does the same into a temporary folder and imports them)::
+
+    import grpc, greeter_pb2, greeter_pb2_grpc
     channel = grpc.insecure_channel("127.0.0.1:50051")
     stub = greeter_pb2_grpc.GreeterStub(channel)
     stub.SayHello(greeter_pb2.HelloRequest(name="you")).message

@@ -34,6 +34,7 @@ from nghttp2.server import (
     ServerError,
 )
 from nghttp2.server.handler import LegacyRequestHandler as BaseRequestHandler
+from nghttp2_cffi._version import __version__
 from nghttp2_cffi.hpack import (
     DEFAULT_HEADER_TABLE_SIZE,
     DEFLATE_MAX_HEADER_TABLE_SIZE,
@@ -73,5 +74,6 @@ __all__ = [
     "ServerError",
     "StreamResetError",
     "WriteTimeout",
+    "__version__",
     "print_hd_table",
 ]

@@ -7,6 +7,7 @@
 """
 
 from ._nghttp2 import ffi, lib
+from ._version import __version__
 from .enums import ErrorCode, Flag, FrameType, SettingCode
 from .errors import (
     CallbackError,
@@ -52,8 +53,6 @@ from .library import FEATURES, VERSION, VERSION_NUM
 from .priority import DEFAULT_PRIORITY, Priority, parse_priority
 from .session import Session, encode_headers
 
-__version__ = "0.1.0"
-
 __all__ = [
     "DEFAULT_HEADER_TABLE_SIZE",
     "DEFAULT_PRIORITY",
@@ -98,6 +97,7 @@ __all__ = [
     "StreamStateError",
     "TrailersReceived",
     "WindowUpdated",
+    "__version__",
     "encode_headers",
     "ffi",
     "lib",

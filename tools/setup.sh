@@ -11,8 +11,6 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 EXTRAS=${NGHTTP2_CFFI_EXTRAS:-test}
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO="sudo"
 
 need=()
 for pkg in libnghttp2-dev pkg-config gcc libc6-dev nghttp2-client nghttp2-server curl haproxy; do
@@ -30,8 +28,7 @@ elif [ "$("$PY" -c 'import sys; print(sys.base_prefix)')" = /usr ]; then
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+    tools/apt_install.sh "${need[@]}" # HAProxy: its daemon is left stopped and disabled
 fi
 
 # A pyenv or other self-built interpreter carries its own Python.h; Debian's
