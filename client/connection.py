@@ -36,12 +36,14 @@ from nghttp2_cffi import (
     PushPromiseReceived,
     ResponseReceived,
     Session,
+    SessionConfig,
     SettingCode,
     SettingsReceived,
     StreamClosed,
     StreamReset,
     TrailersReceived,
 )
+from nghttp2_cffi.config import DEFAULT_MAX_HEADER_LIST_SIZE
 
 from .errors import (
     ClientError,
@@ -127,6 +129,7 @@ class ClientConnection(asyncio.Protocol):
         stream_window: int = DEFAULT_STREAM_WINDOW,
         max_pushes: int = DEFAULT_MAX_PUSHES,
         settings: Optional[Dict[int, int]] = None,
+        max_header_list_size: Optional[int] = DEFAULT_MAX_HEADER_LIST_SIZE,
     ) -> None:
         local: Dict[int, int] = {
             SettingCode.ENABLE_PUSH: int(bool(enable_push)),
@@ -139,7 +142,17 @@ class ClientConnection(asyncio.Protocol):
         if settings:
             local.update(settings)
         self.local_settings = local
-        self.session = Session("client", settings=local, auto_window_update=False)
+        # nghttp2_cffi's safe defaults (glitch bucket, flood limits) with a
+        # header-list bound the caller may raise: a response header block
+        # past it (an HPACK bomb) ends the connection (RemoteProtocolError).
+        self.session = Session(
+            "client",
+            config=SessionConfig(
+                settings=local,
+                auto_window_update=False,
+                max_header_list_size=max_header_list_size,
+            ),
+        )
         self.session.set_local_window_size(CONNECTION_WINDOW)
         self.transport: Optional[asyncio.Transport] = None
         self.streams: dict[int, StreamSink] = {}

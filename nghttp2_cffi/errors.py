@@ -52,9 +52,9 @@ class ProtocolError(NGHTTP2Error):
     peer; ``Session.data_to_send()`` returns it.
     """
 
-    def __init__(self, code: int, error_code: ErrorCode) -> None:
+    def __init__(self, code: int, error_code: ErrorCode, message: str | None = None) -> None:
         self.error_code = ErrorCode(error_code)
-        super().__init__(code)
+        super().__init__(code, message)
 
 
 class FloodedError(ProtocolError):

@@ -7,7 +7,7 @@ from typing import Any, Iterable, List
 from ._nghttp2 import ffi, lib
 from .errors import OutOfMemoryError, check
 from .events import Headers
-from .session import HeaderInput, encode_headers
+from .session import HeaderInput, _name_bytes, _value_bytes
 
 DEFAULT_HEADER_TABLE_SIZE: int = lib.NGHTTP2_DEFAULT_HEADER_TABLE_SIZE
 DEFLATE_MAX_HEADER_TABLE_SIZE = 4096
@@ -31,6 +31,16 @@ class HDTableEntry:
 
     def __repr__(self) -> str:
         return f"HDTableEntry({self.name!r}, {self.value!r})"
+
+
+def _fields(headers: HeaderInput) -> List[bytes]:
+    """name, value, name, value... as bytes (str as Session.send_* take it)."""
+    flat: List[bytes] = []
+    append = flat.append
+    for name, value in headers:
+        append(name if name.__class__ is bytes else _name_bytes(name))
+        append(value if value.__class__ is bytes else _value_bytes(value))
+    return flat
 
 
 def _table(count: int, get: Any) -> List[HDTableEntry]:
@@ -58,13 +68,19 @@ class HDDeflater:
         self._d = ffi.gc(pp[0], lib.nghttp2_hd_deflate_del)
 
     def deflate(self, headers: HeaderInput) -> bytes:
-        """Compress a header list (``(name, value)`` pairs of bytes or str)."""
-        block, n = encode_headers(headers)
-        bound = lib.n2c_hd_deflate_bound(self._d, block, len(block), n)
-        if bound == 0 and n:
-            check(lib.NGHTTP2_ERR_INVALID_ARGUMENT)
-        out = ffi.new("uint8_t[]", bound or 1)
-        rv = check(lib.n2c_hd_deflate(self._d, out, bound, block, len(block), n))
+        """Compress a header list (``(name, value)`` pairs of bytes or str).
+
+        Names and values go to C with their lengths, so they may hold any
+        byte, NUL included, as HPACK allows (HTTP/2 itself does not)."""
+        fields = _fields(headers)
+        lens = ffi.new("size_t[]", [len(f) for f in fields])
+        block = b"".join(fields)
+        n = len(fields) >> 1
+        bound = lib.n2c_hd_deflate_bound(self._d, block, lens, n)
+        if bound == 0:
+            raise OutOfMemoryError(lib.NGHTTP2_ERR_NOMEM)
+        out = ffi.new("uint8_t[]", bound)
+        rv = check(lib.n2c_hd_deflate(self._d, out, bound, block, lens, n))
         return ffi.buffer(out, rv)[:]
 
     def change_table_size(self, hd_table_bufsize_max: int) -> None:

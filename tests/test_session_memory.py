@@ -25,6 +25,7 @@ from nghttp2_cffi import (
     ResponseReceived,
     Session,
     SessionClosingError,
+    SessionConfig,
     SettingCode,
     SettingsAcknowledged,
     SettingsReceived,
@@ -333,7 +334,7 @@ def test_server_push(pair, pump):
 
 
 def test_push_refused_when_client_disabled_it(pump):
-    client = Session("client", settings={SettingCode.ENABLE_PUSH: 0})
+    client = Session("client", config=SessionConfig(settings={SettingCode.ENABLE_PUSH: 0}))
     server = Session("server")
     pump(client, server)
     assert server.remote_settings[SettingCode.ENABLE_PUSH] == 0
@@ -417,7 +418,12 @@ def test_settings(pair, pump):
 
 
 def test_initial_settings_event():
-    client = Session("client", settings={SettingCode.HEADER_TABLE_SIZE: 8192})
+    client = Session(
+        "client",
+        config=SessionConfig(
+            settings={SettingCode.HEADER_TABLE_SIZE: 8192}, max_header_list_size=None
+        ),
+    )
     server = Session("server")
     seen_s = server.receive_data(client.data_to_send())
     assert of(seen_s, SettingsReceived) == [SettingsReceived({SettingCode.HEADER_TABLE_SIZE: 8192})]
@@ -469,7 +475,10 @@ def test_terminate(pair, pump):
 
 
 def test_explicit_flow_control_stalls_until_acknowledged(pump):
-    client, server = Session("client"), Session("server", auto_window_update=False)
+    client, server = (
+        Session("client"),
+        Session("server", config=SessionConfig(auto_window_update=False)),
+    )
     pump(client, server)
     data = pattern(300_000, 8)
     sid = client.send_request(POST, body=data)
@@ -499,7 +508,10 @@ def test_explicit_flow_control_stalls_until_acknowledged(pump):
 
 
 def test_explicit_flow_control_partial_acknowledgement(pump):
-    client, server = Session("client", auto_window_update=False), Session("server")
+    client, server = (
+        Session("client", config=SessionConfig(auto_window_update=False)),
+        Session("server"),
+    )
     pump(client, server)
     sid = client.send_request(REQUEST)
     pump(client, server)
@@ -608,7 +620,7 @@ def test_close_twice_and_context_manager():
 
 
 def test_use_after_close_raises_instead_of_crashing():
-    client = Session("client", auto_window_update=False)
+    client = Session("client", config=SessionConfig(auto_window_update=False))
     client.close()
     for call in (
         lambda: client.want_read,
@@ -625,14 +637,29 @@ def test_use_after_close_raises_instead_of_crashing():
     ):
         with pytest.raises(SessionClosingError, match="closed"):
             call()
-    # The hot paths do not check, but still fail cleanly.
+    # The hot paths do not check (close() shadows them), with the same error.
     for call in (
         lambda: client.send_request(REQUEST),
         lambda: client.data_to_send(),
         lambda: client.receive_data(b"x"),
+        lambda: client.send_data(1, b"x"),
+        lambda: client.end_stream(1),
+        lambda: client.send_trailers(1, [("x", "y")]),
+        lambda: client.send_headers(1, [(":status", "103")]),
     ):
-        with pytest.raises((SessionClosingError, TypeError)):
+        with pytest.raises(SessionClosingError, match="closed"):
             call()
+    server = Session("server")
+    server.close()
+    for call in (
+        lambda: server.send_response(1, [(":status", "200")], b"x"),
+        lambda: server.send_informational_response(1, [(":status", "100")]),
+        lambda: server.push_promise(1, REQUEST),
+        lambda: server.upgrade(b""),
+    ):
+        with pytest.raises(SessionClosingError, match="closed"):
+            call()
+    assert server.events() == []
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
