@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import platform
 
 import pytest
 from hyperframe.frame import PushPromiseFrame
@@ -603,6 +604,9 @@ def test_many_multiplexed_streams(pair, pump):
 # ---- lifetimes -----------------------------------------------------------------
 
 
+_CPYTHON = platform.python_implementation() == "CPython"
+
+
 def rss() -> int:
     """Resident set size in bytes (Linux)."""
     with open("/proc/self/statm") as f:
@@ -678,12 +682,20 @@ def test_sessions_freed_by_gc_do_not_leak(pump):
                 gc.collect()
         gc.collect()
 
-    churn(1000)  # warm up allocator pools
+    # Warm up as long as measured: allocator pools, and PyPy's GC heap up to
+    # its working size (after only 1,000 it still grew 15-33 MiB here).
+    churn(10_000)
     before = rss()
     churn(10_000)
     growth = rss() - before
-    # A leaked session with its buffers is >20 KiB: 10k would be >200 MiB.
-    assert growth < 40 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
+    # Measured over these 10k (tools: /proc RSS, this test's own loop): a
+    # healthy run grows 0.0 MiB on CPython 3.11 (8 runs, alone and in the
+    # suite) and 0.0-0.2 MiB on PyPy 3.9 (5 runs).  One leaked server Session
+    # per iteration adds 177 MiB (CPython) / 225 MiB (PyPy); on CPython even
+    # one leaked 200-byte object per iteration adds 2.3 MiB.  PyPy reuses its
+    # warm heap for small leaks, so there only what is over ~4 MiB shows.
+    limit = 1.5 * 2**20 if _CPYTHON else 4 * 2**20
+    assert growth < limit, f"RSS grew by {growth / 2**20:.1f} MiB"
 
 
 @pytest.mark.slow
@@ -718,7 +730,11 @@ def test_100k_exchanges_on_one_session_stay_bounded():
     gc.collect()
     assert before is not None
     growth = rss() - before
-    assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
+    # Measured over these 90k exchanges: a healthy run grows 0.0 MiB, on
+    # CPython 3.11 (7 runs) and PyPy 3.9 (5 runs).  Keeping one 4-byte bytes
+    # object per exchange (the smallest leak there is) adds 4.9 MiB on
+    # CPython and 2.2 MiB on PyPy; one DataReceived event, 13 / 10 MiB.
+    assert growth < 1.5 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
 
 
 def test_bodies_survive_garbage_collection_while_c_holds_them():
