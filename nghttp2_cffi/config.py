@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import types
 from typing import Any, Mapping, Optional, Tuple
 
 from .enums import SettingCode
@@ -53,9 +52,7 @@ _KW_ONLY: dict[str, Any] = {"kw_only": True} if sys.version_info >= (3, 10) else
 
 
 def _default_settings() -> Mapping[int, int]:
-    return types.MappingProxyType(
-        {SettingCode.MAX_CONCURRENT_STREAMS: DEFAULT_MAX_CONCURRENT_STREAMS}
-    )
+    return {SettingCode.MAX_CONCURRENT_STREAMS: DEFAULT_MAX_CONCURRENT_STREAMS}
 
 
 @dataclasses.dataclass(frozen=True, **_KW_ONLY)
@@ -111,6 +108,10 @@ class SessionConfig:
     #: SETTINGS_NO_RFC7540_PRIORITIES themselves by RFC 7540 (FEATURES
     #: ``server_fallback_rfc7540_priorities``).
     fallback_rfc7540_priorities: bool = False
+
+    def __post_init__(self) -> None:
+        # A copy: the caller's dict may change later, this config must not.
+        object.__setattr__(self, "settings", dict(self.settings))
 
     def initial_settings(self) -> dict[int, int]:
         """The first SETTINGS frame: ``settings``, plus the header-list bound."""

@@ -160,26 +160,27 @@ class Session:
 
     Feed what the peer sent to :meth:`receive_data`, which returns events;
     act through the ``send_*`` methods; write :meth:`data_to_send` to the
-    peer.  ``settings`` are sent in the first SETTINGS frame.  With
-    ``auto_window_update`` (the default) received DATA counts as consumed at
-    once; with it off, the peer's window opens only as far as
-    :meth:`acknowledge_received_data` says, so a slow reader slows its peer.
+    peer.
 
     ``config``: a :class:`~nghttp2_cffi.config.SessionConfig`, every option
     with a safe default: a received header list is bounded (64 KiB, an HPACK
     bomb raises :class:`~nghttp2_cffi.errors.FloodedError` from
     :meth:`receive_data`), and so are frames that cost work and carry none.
-    The options used to be keywords of this constructor; they still are, for
-    one release (0.2 drops them), and now start from the same safe defaults.
+    Its ``settings`` go in the first SETTINGS frame.  With
+    ``auto_window_update`` (the default) received DATA counts as consumed at
+    once; with it off, the peer's window opens only as far as
+    :meth:`acknowledge_received_data` says, so a slow reader slows its peer.
+    The options used to be keywords of this constructor; they still are, with
+    a DeprecationWarning, until 0.2, starting from the same safe defaults.
 
     Priorities (RFC 9218): a server that announces
-    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in ``settings`` sends the responses
+    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in its ``settings`` sends the responses
     of the most urgent streams first, as clients ask with ``priority`` header
     fields and PRIORITY_UPDATE frames (see :meth:`get_stream_priority`);
     ``fallback_rfc7540_priorities`` keeps RFC 7540 scheduling for clients
     that do not announce the setting themselves.
 
-    After :meth:`close` every method raises
+    After :meth:`close` every method that would reach nghttp2 raises
     :class:`~nghttp2_cffi.errors.SessionClosingError`.
     """
 
