@@ -28,6 +28,7 @@ from nghttp2_cffi import (
     ErrorCode,
     GoAwayReceived,
     GoAwaySent,
+    HeaderListTooLargeError,
     InformationalResponseReceived,
     NGHTTP2Error,
     PingAcknowledged,
@@ -578,6 +579,13 @@ class ClientConnection(asyncio.Protocol):
         return reason
 
     def _protocol_failure(self, exc: ProtocolError) -> ClientError:
+        if isinstance(exc, HeaderListTooLargeError):
+            return RemoteProtocolError(
+                f"the server sent a header list over max_header_list_size ({exc.limit} bytes, "
+                "RFC 9113 sizes): an HPACK bomb, or a response that needs "
+                "Client(max_header_list_size=...) raised",
+                exc.error_code,
+            )
         if not self._settings_seen.done():
             return self._preface_failure(exc.message)
         return RemoteProtocolError(

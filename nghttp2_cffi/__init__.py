@@ -13,6 +13,7 @@ from .enums import ErrorCode, Flag, FrameType, SettingCode
 from .errors import (
     CallbackError,
     FloodedError,
+    HeaderListTooLargeError,
     InvalidArgumentError,
     NGHTTP2Error,
     NoAvailableStreamIDError,
@@ -76,6 +77,7 @@ __all__ = [
     "HDDeflater",
     "HDInflater",
     "HDTableEntry",
+    "HeaderListTooLargeError",
     "InformationalResponseReceived",
     "InvalidArgumentError",
     "NGHTTP2Error",

@@ -20,7 +20,7 @@ from .config import DEFAULT_CONFIG, SessionConfig
 from .enums import ErrorCode, SettingCode
 from .errors import (
     CallbackError,
-    FloodedError,
+    HeaderListTooLargeError,
     InvalidArgumentError,
     ProtocolError,
     PushDisabledError,
@@ -164,7 +164,7 @@ class Session:
 
     ``config``: a :class:`~nghttp2_cffi.config.SessionConfig`, every option
     with a safe default: a received header list is bounded (64 KiB, an HPACK
-    bomb raises :class:`~nghttp2_cffi.errors.FloodedError` from
+    bomb raises :class:`~nghttp2_cffi.errors.HeaderListTooLargeError` from
     :meth:`receive_data`), and so are frames that cost work and carry none.
     Its ``settings`` go in the first SETTINGS frame.  With
     ``auto_window_update`` (the default) received DATA counts as consumed at
@@ -311,12 +311,7 @@ class Session:
         exc = error_for(rv)
         limit = self.config.max_header_list_size
         if rv == _ERR_FLOODED and limit and self._s.hdr_size > limit:
-            exc = FloodedError(
-                rv,
-                ErrorCode.ENHANCE_YOUR_CALM,
-                f"the peer sent a header list over max_header_list_size ({limit} bytes, "
-                "RFC 9113 sizes); SessionConfig(max_header_list_size=...) raises it",
-            )
+            exc = HeaderListTooLargeError(rv, limit)
         if isinstance(exc, ProtocolError):
             lib.nghttp2_session_terminate_session(self._raw, exc.error_code)
         raise exc

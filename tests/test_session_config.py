@@ -15,6 +15,7 @@ from nghttp2_cffi import (
     FEATURES,
     ErrorCode,
     FloodedError,
+    HeaderListTooLargeError,
     RequestReceived,
     ResponseReceived,
     Session,
@@ -90,9 +91,12 @@ def test_bare_server_session_stops_an_hpack_bomb():
     server = Session("server")
     server.data_to_send()
     block = hpack_bomb(status=False, refs=4000)  # ~16 MB of header fields
-    with pytest.raises(FloodedError, match=r"max_header_list_size \(65536 bytes") as info:
+    with pytest.raises(
+        HeaderListTooLargeError, match=r"max_header_list_size \(65536 bytes"
+    ) as info:
         server.receive_data(MAGIC + SettingsFrame(0).serialize() + raw_frame(0x1, 0x5, 1, block))
-    assert info.value.error_code == ErrorCode.ENHANCE_YOUR_CALM
+    assert isinstance(info.value, FloodedError)
+    assert info.value.error_code == ErrorCode.ENHANCE_YOUR_CALM and info.value.limit == 65536
     assert not any(isinstance(e, RequestReceived) for e in server.events())
     assert goaway_code(server.data_to_send()) == ErrorCode.ENHANCE_YOUR_CALM
 

@@ -236,6 +236,7 @@ async def test_hpack_bomb_in_a_response_fails_with_bounded_memory(h2_peer) -> No
     growth = _rss() - before
     assert info.value.error_code == ErrorCode.ENHANCE_YOUR_CALM
     assert "max_header_list_size (65536 bytes" in str(info.value)
+    assert "Client(max_header_list_size=...)" in str(info.value)
     # Unbounded, the client held the ~116 MB list (several times over in
     # RSS); bounded, it stops after 17 fields (64 KiB).
     assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
