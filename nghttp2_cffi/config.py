@@ -26,11 +26,11 @@ from .enums import SettingCode
 from .library import FEATURES
 
 #: The bound on a received header list, in RFC 9113 section 6.5.2 bytes (each
-#: field: name + value + 32).  The h2 library's default too; nghttp2's own
-#: tools refuse more than 64 KiB of header fields as well.  Real requests and
-#: responses stay far below it (a browser request with cookies: 1-8 KiB), and
-#: it stops an HPACK bomb at once: a 135 KB block of references to a 4 KiB
-#: table entry inflates to 512 MiB (+1.5 GiB RSS) with no bound.
+#: field: name + value + 32).  The h2 library's default too (and nghttpx's
+#: header field buffers').  Real requests and responses stay far below it
+#: (a browser request with its cookies: a few KiB), and it stops an HPACK
+#: bomb at once: a 135 KB block of references to a 4 KiB table entry inflates
+#: to 512 MiB (+1.5 GiB RSS) with no bound.
 DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 #: The glitch bucket: ``(burst, refill per second)``.  A thousand frames that
 #: carry nothing, then a hundred a second: h2load, browsers and gRPC stay far
