@@ -1162,9 +1162,10 @@ nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf) {
   return inf->inflater;
 }
 
-ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen) {
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen,
+                    size_t max_size) {
   const uint8_t *p = (const uint8_t *)in;
-  size_t nfields = 0;
+  size_t nfields = 0, size = 0;
   inf->nlens = 0;
   inf->pl_len = 0;
   for (;;) {
@@ -1184,6 +1185,11 @@ ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen) {
     inlen -= (size_t)rv;
     if (flags & NGHTTP2_HD_INFLATE_EMIT) {
       size_t need = inf->pl_len + nv.namelen + nv.valuelen;
+      /* RFC 9113 section 6.5.2 sizes: an HPACK bomb stops here. */
+      size += nv.namelen + nv.valuelen + 32;
+      if (max_size && size > max_size) {
+        return NGHTTP2_ERR_FLOODED;
+      }
       if (n2c_reserve((void **)&inf->lens, &inf->lens_cap, inf->nlens + 2,
                       sizeof(int64_t)) != 0 ||
           n2c_reserve((void **)&inf->pl, &inf->pl_cap, need, 1) != 0) {

@@ -145,5 +145,8 @@ typedef struct {
 n2c_inflater *n2c_inflater_new(void);
 void n2c_inflater_del(n2c_inflater *inf);
 nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf);
-/* Inflate one whole header block; returns the number of fields or error. */
-ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen);
+/* Inflate one whole header block; returns the number of fields or error:
+ * NGHTTP2_ERR_FLOODED once the fields pass max_size bytes (RFC 9113 sizes;
+ * 0: no bound). */
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen,
+                    size_t max_size);

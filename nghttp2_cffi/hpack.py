@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+from typing import Any, Iterable, List, Optional
 
 from ._nghttp2 import ffi, lib
-from .errors import OutOfMemoryError, check
+from .config import DEFAULT_MAX_HEADER_LIST_SIZE
+from .errors import HeaderListTooLargeError, OutOfMemoryError, check
 from .events import Headers
 from .session import HeaderInput, _name_bytes, _value_bytes
 
@@ -94,9 +95,16 @@ class HDDeflater:
 
 
 class HDInflater:
-    """Header decompressor."""
+    """Header decompressor.  ``max_header_list_size``: the largest header
+    list a block may decompress to (RFC 9113 sizes: name + value + 32 per
+    field; 64 KiB by default, as the ``hpack`` library's Decoder; None: no
+    bound), so a small block of references to one big table entry (an HPACK
+    bomb) cannot take the memory."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_header_list_size: Optional[int] = DEFAULT_MAX_HEADER_LIST_SIZE
+    ) -> None:
+        self.max_header_list_size = max_header_list_size
         inf = lib.n2c_inflater_new()
         if inf == ffi.NULL:
             raise OutOfMemoryError(lib.NGHTTP2_ERR_NOMEM, "cannot create an HPACK inflater")
@@ -106,12 +114,19 @@ class HDInflater:
     def inflate(self, data: bytes) -> Headers:
         """Decompress one complete header block into ``(name, value)`` pairs.
 
-        A malformed block raises ``NGHTTP2Error`` (compression error); the
-        decoder's state is then unusable, as RFC 7541 says.
+        A malformed block raises ``NGHTTP2Error`` (compression error), one
+        over ``max_header_list_size``
+        :class:`~nghttp2_cffi.errors.HeaderListTooLargeError`; the decoder's
+        state is then unusable, as RFC 7541 says.
         """
         data = bytes(data)
         inf = self._inf
-        n = check(lib.n2c_inflate(inf, data, len(data)))
+        limit = self.max_header_list_size or 0
+        n = lib.n2c_inflate(inf, data, len(data), limit)
+        if n < 0:
+            if n == lib.NGHTTP2_ERR_FLOODED:
+                raise HeaderListTooLargeError(n, limit)
+            check(n)
         if n == 0:
             return []
         lens = ffi.unpack(inf.lens, inf.nlens)

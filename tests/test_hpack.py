@@ -15,6 +15,7 @@ from nghttp2_cffi import (
     HDDeflater,
     HDInflater,
     HDTableEntry,
+    HeaderListTooLargeError,
     NGHTTP2Error,
     ProtocolError,
     lib,
@@ -259,13 +260,31 @@ def test_inflate_empty_fields():
 
 
 def test_deflate_inflate_large_values():
-    # nghttp2's inflater takes fields up to 64 KiB (NGHTTP2_HD_MAX_NV).
-    deflater, inflater = HDDeflater(), HDInflater()
+    # nghttp2's inflater takes fields up to 64 KiB (NGHTTP2_HD_MAX_NV); the
+    # list (~68 KB) is over the default max_header_list_size, lifted here.
+    deflater, inflater = HDDeflater(), HDInflater(max_header_list_size=None)
     headers = [(b"x-big", b"z" * 60_000), (b"x-small", b"1")] + [
         (b"x-%d" % i, b"%d" % i) for i in range(200)
     ]
     for _ in range(3):
         assert inflater.inflate(deflater.deflate(headers)) == headers
+
+
+def test_inflate_stops_an_hpack_bomb():
+    """A 16 KB block of one-byte references to a 4 KiB table entry would
+    inflate to ~16 MB: the inflater stops at max_header_list_size."""
+    stored = hpack.Encoder().encode([(b"x-bomb", b"a" * 4000)], huffman=False)
+    bomb = stored + b"\xbe" * 4000  # index 62: the stored field
+    with pytest.raises(HeaderListTooLargeError, match=r"max_header_list_size \(65536 bytes\)"):
+        HDInflater().inflate(bomb)
+    # The bound is RFC 9113's count (name + value + 32 per field), and can move.
+    fields = [(b"x-bomb", b"a" * 4000)] * 20  # 20 * 4038 bytes
+    block = stored + b"\xbe" * 19
+    assert HDInflater(max_header_list_size=20 * 4038).inflate(block) == fields
+    with pytest.raises(HeaderListTooLargeError) as info:
+        HDInflater(max_header_list_size=20 * 4038 - 1).inflate(block)
+    assert info.value.limit == 20 * 4038 - 1
+    assert HDInflater(max_header_list_size=None).inflate(bomb)[-1] == fields[0]
 
 
 def test_inflate_field_above_64k_is_refused():
