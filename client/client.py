@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Optional, Tuple, Union
 from urllib.parse import urlencode, urlsplit
 
 from nghttp2_cffi import ErrorCode
+from nghttp2_cffi.config import DEFAULT_MAX_HEADER_LIST_SIZE
 from nghttp2_cffi.priority import PriorityInput, as_priority
 
 from .connection import (
@@ -166,6 +167,10 @@ class Client:
     :class:`Response`) and ``response.pushed``; False announces
     SETTINGS_ENABLE_PUSH = 0.  ``stream_window``: the receive window of each
     stream, the most a response buffers while it is not read.
+    ``max_header_list_size``: the largest response header list taken (RFC
+    9113 sizes; 64 KiB by default, as SETTINGS_MAX_HEADER_LIST_SIZE says):
+    a larger one, an HPACK bomb say, ends the connection with
+    :class:`~client.RemoteProtocolError`.  None: no bound.
     ``headers``: sent with every request.  ``timeout``: a
     :class:`Timeout`, a number for all of them, or None.
     """
@@ -181,6 +186,7 @@ class Client:
         stream_window: int = DEFAULT_STREAM_WINDOW,
         max_pushes: int = DEFAULT_MAX_PUSHES,
         server_hostname: Optional[str] = None,
+        max_header_list_size: Optional[int] = DEFAULT_MAX_HEADER_LIST_SIZE,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -213,6 +219,7 @@ class Client:
         self.enable_push = enable_push
         self.stream_window = stream_window
         self.max_pushes = max_pushes
+        self.max_header_list_size = max_header_list_size
         #: Pushed responses by path (the latest push of a path wins).
         self.pushed: dict[str, Response] = {}
         self._conn: Optional[ClientConnection] = None
@@ -277,6 +284,7 @@ class Client:
                 enable_push=self.enable_push,
                 stream_window=self.stream_window,
                 max_pushes=self.max_pushes,
+                max_header_list_size=self.max_header_list_size,
             ),
             self.host,
             self.port,

@@ -28,6 +28,7 @@ from nghttp2_cffi import (
     ErrorCode,
     GoAwayReceived,
     GoAwaySent,
+    HeaderListTooLargeError,
     InformationalResponseReceived,
     NGHTTP2Error,
     PingAcknowledged,
@@ -36,12 +37,14 @@ from nghttp2_cffi import (
     PushPromiseReceived,
     ResponseReceived,
     Session,
+    SessionConfig,
     SettingCode,
     SettingsReceived,
     StreamClosed,
     StreamReset,
     TrailersReceived,
 )
+from nghttp2_cffi.config import DEFAULT_MAX_HEADER_LIST_SIZE
 
 from .errors import (
     ClientError,
@@ -128,6 +131,7 @@ class ClientConnection(asyncio.Protocol):
         stream_window: int = DEFAULT_STREAM_WINDOW,
         max_pushes: int = DEFAULT_MAX_PUSHES,
         settings: Optional[Dict[int, int]] = None,
+        max_header_list_size: Optional[int] = DEFAULT_MAX_HEADER_LIST_SIZE,
     ) -> None:
         local: Dict[int, int] = {
             SettingCode.ENABLE_PUSH: int(bool(enable_push)),
@@ -140,7 +144,17 @@ class ClientConnection(asyncio.Protocol):
         if settings:
             local.update(settings)
         self.local_settings = local
-        self.session = Session("client", settings=local, auto_window_update=False)
+        # nghttp2_cffi's safe defaults (glitch bucket, flood limits) with a
+        # header-list bound the caller may raise: a response header block
+        # past it (an HPACK bomb) ends the connection (RemoteProtocolError).
+        self.session = Session(
+            "client",
+            config=SessionConfig(
+                settings=local,
+                auto_window_update=False,
+                max_header_list_size=max_header_list_size,
+            ),
+        )
         self.session.set_local_window_size(CONNECTION_WINDOW)
         self.transport: Optional[asyncio.Transport] = None
         self.streams: dict[int, StreamSink] = {}
@@ -590,6 +604,13 @@ class ClientConnection(asyncio.Protocol):
         return reason
 
     def _protocol_failure(self, exc: ProtocolError) -> ClientError:
+        if isinstance(exc, HeaderListTooLargeError):
+            return RemoteProtocolError(
+                f"the server sent a header list over max_header_list_size ({exc.limit} bytes, "
+                "RFC 9113 sizes): an HPACK bomb, or a response that needs "
+                "Client(max_header_list_size=...) raised",
+                exc.error_code,
+            )
         if not self._settings_seen.done():
             return self._preface_failure(exc.message)
         return RemoteProtocolError(

@@ -1074,20 +1074,42 @@ int n2c_extpri_parse_priority(nghttp2_extpri *extpri, const uint8_t *value,
 
 /* ---- HPACK --------------------------------------------------------------- */
 
-size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,
-                            size_t hdrslen, size_t nfields) {
-  size_t bound;
-  nghttp2_nv nva_stack[N2C_STACK_NV];
-  nghttp2_nv *nva = nva_stack;
+/* Point nva (nfields long; on the stack when small, else malloc'd) at the
+ * fields of a length-prefixed block: lengths are given, so names and values
+ * may hold any byte, NUL included (RFC 7541 carries octets).  NULL when
+ * memory ran out. */
+static nghttp2_nv *n2c_lens_nv(nghttp2_nv *stack, const char *fields,
+                               const size_t *lens, size_t nfields) {
+  nghttp2_nv *nva = stack;
+  const uint8_t *p = (const uint8_t *)fields;
+  size_t i;
   if (nfields > N2C_STACK_NV) {
     nva = malloc(sizeof(nghttp2_nv) * nfields);
     if (nva == NULL) {
-      return 0;
+      return NULL;
     }
   }
-  bound = n2c_parse_nv(nva, hdrs, hdrslen, nfields) == 0
-              ? nghttp2_hd_deflate_bound(d, nva, nfields)
-              : 0;
+  for (i = 0; i < nfields; ++i) {
+    nva[i].name = (uint8_t *)p;
+    nva[i].namelen = lens[2 * i];
+    p += lens[2 * i];
+    nva[i].value = (uint8_t *)p;
+    nva[i].valuelen = lens[2 * i + 1];
+    p += lens[2 * i + 1];
+    nva[i].flags = NGHTTP2_NV_FLAG_NONE;
+  }
+  return nva;
+}
+
+size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *fields,
+                            const size_t *lens, size_t nfields) {
+  size_t bound;
+  nghttp2_nv nva_stack[N2C_STACK_NV];
+  nghttp2_nv *nva = n2c_lens_nv(nva_stack, fields, lens, nfields);
+  if (nva == NULL) {
+    return 0;
+  }
+  bound = nghttp2_hd_deflate_bound(d, nva, nfields);
   if (nva != nva_stack) {
     free(nva);
   }
@@ -1095,15 +1117,22 @@ size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,
 }
 
 ssize_t n2c_hd_deflate(nghttp2_hd_deflater *d, uint8_t *out, size_t outlen,
-                       const char *hdrs, size_t hdrslen, size_t nfields) {
+                       const char *fields, const size_t *lens,
+                       size_t nfields) {
   ssize_t rv;
-  N2C_NV_BEGIN(hdrs, hdrslen, nfields)
+  nghttp2_nv nva_stack[N2C_STACK_NV];
+  nghttp2_nv *nva = n2c_lens_nv(nva_stack, fields, lens, nfields);
+  if (nva == NULL) {
+    return NGHTTP2_ERR_NOMEM;
+  }
 #if N2C_HAS_SSIZE_API
   rv = (ssize_t)nghttp2_hd_deflate_hd2(d, out, outlen, nva, nfields);
 #else
   rv = nghttp2_hd_deflate_hd(d, out, outlen, nva, nfields);
 #endif
-  N2C_NV_END
+  if (nva != nva_stack) {
+    free(nva);
+  }
   return rv;
 }
 
@@ -1133,9 +1162,10 @@ nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf) {
   return inf->inflater;
 }
 
-ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen) {
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen,
+                    size_t max_size) {
   const uint8_t *p = (const uint8_t *)in;
-  size_t nfields = 0;
+  size_t nfields = 0, size = 0;
   inf->nlens = 0;
   inf->pl_len = 0;
   for (;;) {
@@ -1155,6 +1185,11 @@ ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen) {
     inlen -= (size_t)rv;
     if (flags & NGHTTP2_HD_INFLATE_EMIT) {
       size_t need = inf->pl_len + nv.namelen + nv.valuelen;
+      /* RFC 9113 section 6.5.2 sizes: an HPACK bomb stops here. */
+      size += nv.namelen + nv.valuelen + 32;
+      if (max_size && size > max_size) {
+        return NGHTTP2_ERR_FLOODED;
+      }
       if (n2c_reserve((void **)&inf->lens, &inf->lens_cap, inf->nlens + 2,
                       sizeof(int64_t)) != 0 ||
           n2c_reserve((void **)&inf->pl, &inf->pl_cap, need, 1) != 0) {

@@ -45,6 +45,7 @@ typedef struct {
     size_t pl_len, pl_cap;
     char *out;            /* bytes to send */
     size_t out_len, out_cap;
+    size_t hdr_size;      /* RFC 9113 size of the header block being received */
     ...;
 } n2c_session;
 
@@ -126,11 +127,13 @@ int n2c_session_get_extpri_stream_priority(nghttp2_session *session,
 int n2c_extpri_parse_priority(nghttp2_extpri *extpri, const uint8_t *value,
                               size_t len);
 
-/* HPACK over NUL-joined blocks. */
-size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *hdrs,
-                            size_t hdrslen, size_t nfields);
+/* HPACK deflate: names and values back to back in `fields`, their lengths
+ * in `lens` (namelen, valuelen per field), so any byte, NUL included, passes.
+ * The bound is 0 when memory ran out. */
+size_t n2c_hd_deflate_bound(nghttp2_hd_deflater *d, const char *fields,
+                            const size_t *lens, size_t nfields);
 ssize_t n2c_hd_deflate(nghttp2_hd_deflater *d, uint8_t *out, size_t outlen,
-                       const char *hdrs, size_t hdrslen, size_t nfields);
+                       const char *fields, const size_t *lens, size_t nfields);
 
 typedef struct {
     int64_t *lens;       /* namelen, valuelen per field */
@@ -142,5 +145,8 @@ typedef struct {
 n2c_inflater *n2c_inflater_new(void);
 void n2c_inflater_del(n2c_inflater *inf);
 nghttp2_hd_inflater *n2c_inflater_raw(n2c_inflater *inf);
-/* Inflate one whole header block; returns the number of fields or error. */
-ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen);
+/* Inflate one whole header block; returns the number of fields or error:
+ * NGHTTP2_ERR_FLOODED once the fields pass max_size bytes (RFC 9113 sizes;
+ * 0: no bound). */
+ssize_t n2c_inflate(n2c_inflater *inf, const char *in, size_t inlen,
+                    size_t max_size);

@@ -1,6 +1,7 @@
 """HTTP/2 for Python on libnghttp2, through cffi.
 
-- :class:`Session`: a sans-I/O HTTP/2 connection (client or server side).
+- :class:`Session`: a sans-I/O HTTP/2 connection (client or server side),
+  its options in a :class:`SessionConfig` with safe defaults.
 - :class:`HDDeflater`, :class:`HDInflater`: HPACK.
 - :mod:`~nghttp2_cffi.events`, :mod:`~nghttp2_cffi.errors`, the enums.
 - ``ffi`` and ``lib``: the raw nghttp2 API, for frame-level scripting.
@@ -8,10 +9,12 @@
 
 from ._nghttp2 import ffi, lib
 from ._version import __version__
+from .config import SessionConfig
 from .enums import ErrorCode, Flag, FrameType, SettingCode
 from .errors import (
     CallbackError,
     FloodedError,
+    HeaderListTooLargeError,
     InvalidArgumentError,
     NGHTTP2Error,
     NoAvailableStreamIDError,
@@ -73,6 +76,7 @@ __all__ = [
     "HDDeflater",
     "HDInflater",
     "HDTableEntry",
+    "HeaderListTooLargeError",
     "InformationalResponseReceived",
     "InvalidArgumentError",
     "NGHTTP2Error",
@@ -88,6 +92,7 @@ __all__ = [
     "ResponseReceived",
     "Session",
     "SessionClosingError",
+    "SessionConfig",
     "SettingCode",
     "SettingsAcknowledged",
     "SettingsReceived",

@@ -52,13 +52,26 @@ class ProtocolError(NGHTTP2Error):
     peer; ``Session.data_to_send()`` returns it.
     """
 
-    def __init__(self, code: int, error_code: ErrorCode) -> None:
+    def __init__(self, code: int, error_code: ErrorCode, message: str | None = None) -> None:
         self.error_code = ErrorCode(error_code)
-        super().__init__(code)
+        super().__init__(code, message)
 
 
 class FloodedError(ProtocolError):
     """The peer flooded the session (too many frames to answer, resets...)."""
+
+
+class HeaderListTooLargeError(FloodedError):
+    """The peer sent a header list over ``limit`` bytes (RFC 9113 sizes: name
+    + value + 32 per field), the session's ``max_header_list_size``."""
+
+    def __init__(self, code: int, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            code,
+            ErrorCode.ENHANCE_YOUR_CALM,
+            f"the peer sent a header list over max_header_list_size ({limit} bytes)",
+        )
 
 
 class CallbackError(NGHTTP2Error):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List
+from typing import Any, Iterable, List, Optional
 
 from ._nghttp2 import ffi, lib
-from .errors import OutOfMemoryError, check
+from .config import DEFAULT_MAX_HEADER_LIST_SIZE
+from .errors import HeaderListTooLargeError, OutOfMemoryError, check
 from .events import Headers
-from .session import HeaderInput, encode_headers
+from .session import HeaderInput, _name_bytes, _value_bytes
 
 DEFAULT_HEADER_TABLE_SIZE: int = lib.NGHTTP2_DEFAULT_HEADER_TABLE_SIZE
 DEFLATE_MAX_HEADER_TABLE_SIZE = 4096
@@ -31,6 +32,16 @@ class HDTableEntry:
 
     def __repr__(self) -> str:
         return f"HDTableEntry({self.name!r}, {self.value!r})"
+
+
+def _fields(headers: HeaderInput) -> List[bytes]:
+    """name, value, name, value... as bytes (str as Session.send_* take it)."""
+    flat: List[bytes] = []
+    append = flat.append
+    for name, value in headers:
+        append(name if name.__class__ is bytes else _name_bytes(name))
+        append(value if value.__class__ is bytes else _value_bytes(value))
+    return flat
 
 
 def _table(count: int, get: Any) -> List[HDTableEntry]:
@@ -58,13 +69,19 @@ class HDDeflater:
         self._d = ffi.gc(pp[0], lib.nghttp2_hd_deflate_del)
 
     def deflate(self, headers: HeaderInput) -> bytes:
-        """Compress a header list (``(name, value)`` pairs of bytes or str)."""
-        block, n = encode_headers(headers)
-        bound = lib.n2c_hd_deflate_bound(self._d, block, len(block), n)
-        if bound == 0 and n:
-            check(lib.NGHTTP2_ERR_INVALID_ARGUMENT)
-        out = ffi.new("uint8_t[]", bound or 1)
-        rv = check(lib.n2c_hd_deflate(self._d, out, bound, block, len(block), n))
+        """Compress a header list (``(name, value)`` pairs of bytes or str).
+
+        Names and values go to C with their lengths, so they may hold any
+        byte, NUL included, as HPACK allows (HTTP/2 itself does not)."""
+        fields = _fields(headers)
+        lens = ffi.new("size_t[]", [len(f) for f in fields])
+        block = b"".join(fields)
+        n = len(fields) >> 1
+        bound = lib.n2c_hd_deflate_bound(self._d, block, lens, n)
+        if bound == 0:
+            raise OutOfMemoryError(lib.NGHTTP2_ERR_NOMEM)
+        out = ffi.new("uint8_t[]", bound)
+        rv = check(lib.n2c_hd_deflate(self._d, out, bound, block, lens, n))
         return ffi.buffer(out, rv)[:]
 
     def change_table_size(self, hd_table_bufsize_max: int) -> None:
@@ -78,9 +95,16 @@ class HDDeflater:
 
 
 class HDInflater:
-    """Header decompressor."""
+    """Header decompressor.  ``max_header_list_size``: the largest header
+    list a block may decompress to (RFC 9113 sizes: name + value + 32 per
+    field; 64 KiB by default, as the ``hpack`` library's Decoder; None: no
+    bound), so a small block of references to one big table entry (an HPACK
+    bomb) cannot take the memory."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_header_list_size: Optional[int] = DEFAULT_MAX_HEADER_LIST_SIZE
+    ) -> None:
+        self.max_header_list_size = max_header_list_size
         inf = lib.n2c_inflater_new()
         if inf == ffi.NULL:
             raise OutOfMemoryError(lib.NGHTTP2_ERR_NOMEM, "cannot create an HPACK inflater")
@@ -90,12 +114,19 @@ class HDInflater:
     def inflate(self, data: bytes) -> Headers:
         """Decompress one complete header block into ``(name, value)`` pairs.
 
-        A malformed block raises ``NGHTTP2Error`` (compression error); the
-        decoder's state is then unusable, as RFC 7541 says.
+        A malformed block raises ``NGHTTP2Error`` (compression error), one
+        over ``max_header_list_size``
+        :class:`~nghttp2_cffi.errors.HeaderListTooLargeError`; the decoder's
+        state is then unusable, as RFC 7541 says.
         """
         data = bytes(data)
         inf = self._inf
-        n = check(lib.n2c_inflate(inf, data, len(data)))
+        limit = self.max_header_list_size or 0
+        n = lib.n2c_inflate(inf, data, len(data), limit)
+        if n < 0:
+            if n == lib.NGHTTP2_ERR_FLOODED:
+                raise HeaderListTooLargeError(n, limit)
+            check(n)
         if n == 0:
             return []
         lens = ffi.unpack(inf.lens, inf.nlens)

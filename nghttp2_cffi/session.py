@@ -8,15 +8,19 @@ by nghttp2 straight from memory.  No I/O happens here.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import struct
+import warnings
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 from . import events as ev
 from ._nghttp2 import ffi, lib
+from .config import DEFAULT_CONFIG, SessionConfig
 from .enums import ErrorCode, SettingCode
 from .errors import (
     CallbackError,
+    HeaderListTooLargeError,
     InvalidArgumentError,
     ProtocolError,
     PushDisabledError,
@@ -31,9 +35,8 @@ from .priority import DEFAULT_PRIORITY, Priority, PriorityInput, as_priority, pa
 HeaderInput = Iterable[Tuple[Union[bytes, str], Union[bytes, str]]]
 BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
 
-DEFAULT_SETTINGS: dict[int, int] = {
-    SettingCode.MAX_CONCURRENT_STREAMS: 100,
-}
+#: The SETTINGS a Session announces by default (see SessionConfig.settings).
+DEFAULT_SETTINGS: Mapping[int, int] = DEFAULT_CONFIG.settings
 # How much a reader body is asked for at a time.
 READ_CHUNK = 64 * 1024
 
@@ -56,6 +59,7 @@ _NO_RFC7540_PRIORITIES = SettingCode.NO_RFC7540_PRIORITIES
 _BODY_NONE = lib.N2C_BODY_NONE
 _BODY_PROVIDER = lib.N2C_BODY_PROVIDER
 
+_ERR_FLOODED = lib.NGHTTP2_ERR_FLOODED
 _R_MOVED = lib.N2C_R_MOVED
 _R_EVENTS = lib.N2C_R_EVENTS
 _NULL = ffi.NULL
@@ -156,73 +160,54 @@ class Session:
 
     Feed what the peer sent to :meth:`receive_data`, which returns events;
     act through the ``send_*`` methods; write :meth:`data_to_send` to the
-    peer.  ``settings`` are sent in the first SETTINGS frame.  With
+    peer.
+
+    ``config``: a :class:`~nghttp2_cffi.config.SessionConfig`, every option
+    with a safe default: a received header list is bounded (64 KiB, an HPACK
+    bomb raises :class:`~nghttp2_cffi.errors.HeaderListTooLargeError` from
+    :meth:`receive_data`), and so are frames that cost work and carry none.
+    Its ``settings`` go in the first SETTINGS frame.  With
     ``auto_window_update`` (the default) received DATA counts as consumed at
     once; with it off, the peer's window opens only as far as
     :meth:`acknowledge_received_data` says, so a slow reader slows its peer.
-
-    Limits (``None`` keeps nghttp2's default; see ``N2C_HAS_*`` for what the
-    linked library supports): ``max_continuations``, ``stream_reset_rate``
-    (``(burst, rate_per_second)`` of RST_STREAMs from the peer),
-    ``max_settings`` (entries per SETTINGS frame), ``max_outbound_ack``
-    (queued PING/SETTINGS acks), ``max_send_header_block_length``,
-    ``max_deflate_dynamic_table_size``, ``peer_max_concurrent_streams``.
-
-    Defences of our own, in the C glue: ``max_header_list_size`` (a received
-    header block larger than this, counted as RFC 9113 does, ends the session
-    with ENHANCE_YOUR_CALM: HPACK bombs) and ``glitch_limit`` (``(burst,
-    rate_per_second)``: a token bucket for frames that cost work and carry
-    none — PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATEs under 1 KiB,
-    invalid frames, and RST_STREAM where libnghttp2 has no Rapid Reset limit;
-    empty, it ends the session with ENHANCE_YOUR_CALM).  Both raise
-    :class:`~nghttp2_cffi.errors.FloodedError` from :meth:`receive_data`.
-    ``window_update_events=False`` drops :class:`WindowUpdated` events, which
-    a server rarely needs.
+    The options used to be keywords of this constructor; they still are, with
+    a DeprecationWarning, until 0.2, starting from the same safe defaults.
 
     Priorities (RFC 9218): a server that announces
-    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in ``settings`` sends the responses
+    ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in its ``settings`` sends the responses
     of the most urgent streams first, as clients ask with ``priority`` header
     fields and PRIORITY_UPDATE frames (see :meth:`get_stream_priority`);
     ``fallback_rfc7540_priorities`` keeps RFC 7540 scheduling for clients
     that do not announce the setting themselves.
+
+    After :meth:`close` every method that would reach nghttp2 raises
+    :class:`~nghttp2_cffi.errors.SessionClosingError`.
     """
 
     def __init__(
         self,
         side: str = "server",
         *,
-        settings: Optional[Mapping[int, int]] = None,
-        auto_window_update: bool = True,
-        max_continuations: Optional[int] = None,
-        stream_reset_rate: Optional[tuple[int, int]] = None,
-        max_settings: Optional[int] = None,
-        max_outbound_ack: Optional[int] = None,
-        max_send_header_block_length: Optional[int] = None,
-        max_deflate_dynamic_table_size: Optional[int] = None,
-        peer_max_concurrent_streams: Optional[int] = None,
-        http_messaging: bool = True,
-        max_header_list_size: Optional[int] = None,
-        glitch_limit: Optional[tuple[int, int]] = None,
-        window_update_events: bool = True,
-        fallback_rfc7540_priorities: bool = False,
+        config: Optional[SessionConfig] = None,
+        **options: Any,
     ) -> None:
         if side not in ("server", "client"):
             raise ValueError("side must be 'server' or 'client'")
+        if config is None:
+            config = DEFAULT_CONFIG
+        if options:
+            # The keywords of 0.1 (every SessionConfig field), for one release.
+            warnings.warn(
+                "Session(side, option=...) is deprecated: pass "
+                "config=SessionConfig(option=...) (nghttp2_cffi.config)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            config = dataclasses.replace(config, **_old_options(options))
         self.side = side
-        self.auto_window_update = auto_window_update
-        option = _new_option(
-            no_auto_window_update=not auto_window_update,
-            max_continuations=max_continuations,
-            stream_reset_rate=stream_reset_rate,
-            max_settings=max_settings,
-            max_outbound_ack=max_outbound_ack,
-            max_send_header_block_length=max_send_header_block_length,
-            max_deflate_dynamic_table_size=max_deflate_dynamic_table_size,
-            peer_max_concurrent_streams=peer_max_concurrent_streams,
-            no_http_messaging=not http_messaging,
-            server=side == "server",
-            fallback_rfc7540_priorities=fallback_rfc7540_priorities,
-        )
+        self.config = config
+        self.auto_window_update = config.auto_window_update
+        option = _new_option(config, side == "server")
         rv = ffi.new("int *")
         try:
             s = lib.n2c_session_new(side == "server", option, rv)
@@ -232,8 +217,10 @@ class Session:
             raise error_for(rv[0])
         self._s = ffi.gc(s, lib.n2c_session_del)
         self._raw = lib.n2c_session_raw(s)
-        burst, rate = glitch_limit or (0, 0)
-        lib.n2c_set_limits(s, max_header_list_size or 0, burst, rate, not window_update_events)
+        burst, rate = config.glitch_limit or (0, 0)
+        lib.n2c_set_limits(
+            s, config.max_header_list_size or 0, burst, rate, not config.window_update_events
+        )
         self._ev: Any = None  # views of the C buffers (ffi.buffer)
         self._pl: Any = None
         self._out: Any = None
@@ -249,12 +236,12 @@ class Session:
         # priorities its scheduler follows (stream id -> Priority; client
         # signals for the ids in _priority_fixed are ignored).
         self._no_rfc7540_priorities = 0
-        self._fallback_rfc7540 = bool(fallback_rfc7540_priorities) and side == "server"
+        self._fallback_rfc7540 = config.fallback_rfc7540_priorities and side == "server"
         self._priorities: dict[int, Priority] = {}
         self._priority_fixed: set[int] = set()
         # stream id -> (priority before its header block, the block's so far)
         self._header_priorities: dict[int, tuple[Priority, Optional[Priority]]] = {}
-        self.update_settings(DEFAULT_SETTINGS if settings is None else settings)
+        self.update_settings(config.initial_settings())
 
     # ---- lifetime ------------------------------------------------------
 
@@ -266,6 +253,10 @@ class Session:
             self._raw = ffi.NULL
             self._ev = self._pl = self._out = None  # views of freed memory
             self._bodies.clear()
+            # The methods that pass self._s to C unchecked (the hot paths)
+            # are shadowed on this instance only: an open session pays nothing.
+            for name in _UNCHECKED:
+                setattr(self, name, _closed)
 
     def __enter__(self) -> Session:
         return self
@@ -283,7 +274,7 @@ class Session:
         # The nghttp2_session *, or a clear error once closed: nghttp2 itself
         # would dereference the NULL pointer left by close().
         if self._s is None:
-            raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")
+            _closed()
         return self._raw
 
     # ---- receiving -----------------------------------------------------
@@ -318,6 +309,9 @@ class Session:
 
     def _fail(self, rv: int) -> None:
         exc = error_for(rv)
+        limit = self.config.max_header_list_size
+        if rv == _ERR_FLOODED and limit and self._s.hdr_size > limit:
+            exc = HeaderListTooLargeError(rv, limit)
         if isinstance(exc, ProtocolError):
             lib.nghttp2_session_terminate_session(self._raw, exc.error_code)
         raise exc
@@ -922,6 +916,25 @@ class Session:
         return stream_id in self._bodies
 
 
+def _closed(*args: Any, **kwargs: Any) -> Any:
+    raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")
+
+
+# Session methods that reach C through self._s without checking it (see
+# Session.close); the others check through Session._live.
+_UNCHECKED = (
+    "receive_data",
+    "data_to_send",
+    "send_request",
+    "send_response",
+    "send_headers",
+    "send_informational_response",
+    "send_data",
+    "end_stream",
+    "send_trailers",
+)
+
+
 def _window(size: int, stream_id: int) -> int:
     # nghttp2 answers -1, not an error code, for a stream it does not know.
     if size < 0:
@@ -953,57 +966,64 @@ def _no_body(stream_id: int) -> Exception:
     )
 
 
-def _new_option(
-    *,
-    no_auto_window_update: bool,
-    max_continuations: Optional[int],
-    stream_reset_rate: Optional[tuple[int, int]],
-    max_settings: Optional[int],
-    max_outbound_ack: Optional[int],
-    max_send_header_block_length: Optional[int],
-    max_deflate_dynamic_table_size: Optional[int],
-    peer_max_concurrent_streams: Optional[int],
-    no_http_messaging: bool,
-    server: bool = False,
-    fallback_rfc7540_priorities: bool = False,
-) -> Any:
+def _new_option(config: SessionConfig, server: bool) -> Any:
+    """The ``nghttp2_option`` for ``config`` (the caller deletes it)."""
     pp = ffi.new("nghttp2_option **")
     check(lib.nghttp2_option_new(pp))
     o = pp[0]
     try:
-        if no_auto_window_update:
+        if not config.auto_window_update:
             lib.nghttp2_option_set_no_auto_window_update(o, 1)
-        if no_http_messaging:
+        if not config.http_messaging:
             lib.nghttp2_option_set_no_http_messaging(o, 1)
-        if peer_max_concurrent_streams is not None:
-            lib.nghttp2_option_set_peer_max_concurrent_streams(o, peer_max_concurrent_streams)
-        if max_send_header_block_length is not None:
-            lib.nghttp2_option_set_max_send_header_block_length(o, max_send_header_block_length)
-        if max_deflate_dynamic_table_size is not None:
-            lib.nghttp2_option_set_max_deflate_dynamic_table_size(o, max_deflate_dynamic_table_size)
+        if config.peer_max_concurrent_streams is not None:
+            lib.nghttp2_option_set_peer_max_concurrent_streams(
+                o, config.peer_max_concurrent_streams
+            )
+        if config.max_send_header_block_length is not None:
+            lib.nghttp2_option_set_max_send_header_block_length(
+                o, config.max_send_header_block_length
+            )
+        if config.max_deflate_dynamic_table_size is not None:
+            lib.nghttp2_option_set_max_deflate_dynamic_table_size(
+                o, config.max_deflate_dynamic_table_size
+            )
         if server:
             # Without it nghttp2 drops PRIORITY_UPDATE frames unread.
             lib.nghttp2_option_set_builtin_recv_extension_type(o, lib.NGHTTP2_PRIORITY_UPDATE)
-            if fallback_rfc7540_priorities and (
+            if config.fallback_rfc7540_priorities and (
                 lib.n2c_option_set_server_fallback_rfc7540_priorities(o, 1) != 0
             ):
                 raise _unsupported("fallback_rfc7540_priorities")
         optional = (
-            ("max_continuations", max_continuations, lib.n2c_option_set_max_continuations),
-            ("max_settings", max_settings, lib.n2c_option_set_max_settings),
-            ("max_outbound_ack", max_outbound_ack, lib.n2c_option_set_max_outbound_ack),
+            ("max_continuations", config.max_continuations, lib.n2c_option_set_max_continuations),
+            ("max_settings", config.max_settings, lib.n2c_option_set_max_settings),
+            ("max_outbound_ack", config.max_outbound_ack, lib.n2c_option_set_max_outbound_ack),
         )
         for name, value, setter in optional:
             if value is not None and setter(o, value) != 0:
                 raise _unsupported(name)
-        if stream_reset_rate is not None:
-            burst, rate = stream_reset_rate
+        if config.stream_reset_rate is not None:
+            burst, rate = config.stream_reset_rate
             if lib.n2c_option_set_stream_reset_rate_limit(o, burst, rate) != 0:
                 raise _unsupported("stream_reset_rate")
     except BaseException:
         lib.nghttp2_option_del(o)
         raise
     return o
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(SessionConfig))
+
+
+def _old_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``Session(side, **options)`` as 0.1 took them, as SessionConfig fields."""
+    unknown = sorted(options.keys() - _CONFIG_FIELDS)
+    if unknown:
+        raise TypeError(f"Session() got unexpected keyword arguments: {', '.join(unknown)}")
+    if options.get("settings", 0) is None:  # 0.1: None meant the default SETTINGS
+        options = {k: v for k, v in options.items() if k != "settings"}
+    return options
 
 
 def _unsupported(name: str) -> NotImplementedError:

@@ -1,22 +1,35 @@
 """Limits and timeouts of the server, with their defaults.
 
 Every field is also a command-line flag (``--max-concurrent-streams``...).
-``None`` turns a limit off.
+``None`` turns a limit off.  The HTTP/2 ones reach each connection's
+:class:`~nghttp2_cffi.Session` through :meth:`Limits.session_config`; their
+defaults are nghttp2_cffi's (:mod:`nghttp2_cffi.config`), which every Session
+has, the client's included.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
+
+from nghttp2_cffi import FEATURES, SettingCode
+from nghttp2_cffi.config import (
+    DEFAULT_GLITCH_LIMIT,
+    DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_MAX_CONTINUATIONS,
+    DEFAULT_MAX_HEADER_LIST_SIZE,
+    DEFAULT_STREAM_RESET_RATE,
+    SessionConfig,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
     #: SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have open at once.
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
     #: SETTINGS_MAX_HEADER_LIST_SIZE, enforced: a larger request header block
     #: (an HPACK bomb, say) closes the connection with ENHANCE_YOUR_CALM.
-    max_header_list_size: int = 64 * 1024
+    max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE
     #: SETTINGS_INITIAL_WINDOW_SIZE: body bytes a client may send per stream
     #: before the server has read them.
     initial_window_size: int = 1024 * 1024
@@ -48,14 +61,45 @@ class Limits:
     #: PRIORITY, empty DATA, RST_STREAM, tiny WINDOW_UPDATEs...): a token bucket of
     #: ``glitch_burst`` tokens refilled at ``glitch_rate`` per second; an empty
     #: bucket closes the connection with ENHANCE_YOUR_CALM.
-    glitch_burst: int = 1000
-    glitch_rate: int = 100
+    glitch_burst: int = DEFAULT_GLITCH_LIMIT[0]
+    glitch_rate: int = DEFAULT_GLITCH_LIMIT[1]
     #: RST_STREAM frames from a client (Rapid Reset, CVE-2023-44487) count as
     #: glitches; this second token bucket, in libnghttp2, ``(burst, per
     #: second)``, is a looser backstop (it answers INTERNAL_ERROR).
-    stream_reset_rate: Tuple[int, int] = (2000, 66)
+    stream_reset_rate: Tuple[int, int] = DEFAULT_STREAM_RESET_RATE
     #: CONTINUATION frames per header block (the 2024 CONTINUATION floods).
-    max_continuations: int = 8
+    max_continuations: int = DEFAULT_MAX_CONTINUATIONS
+
+    def session_config(
+        self,
+        settings: Optional[Mapping[int, int]] = None,
+        *,
+        fallback_rfc7540_priorities: bool = False,
+    ) -> SessionConfig:
+        """The server side's Session options for these limits: the SETTINGS
+        they imply (``settings`` added over them), windows that open as
+        handlers consume the body, no WindowUpdated events, and the
+        defences; libnghttp2's own limits where the linked library has them."""
+        announced: dict[int, int] = {
+            SettingCode.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams,
+            SettingCode.MAX_HEADER_LIST_SIZE: self.max_header_list_size,
+            SettingCode.INITIAL_WINDOW_SIZE: self.initial_window_size,
+        }
+        announced.update(settings or {})
+        return SessionConfig(
+            settings=announced,
+            auto_window_update=False,
+            window_update_events=False,
+            max_header_list_size=self.max_header_list_size,
+            glitch_limit=(self.glitch_burst, self.glitch_rate),
+            stream_reset_rate=(
+                tuple(self.stream_reset_rate)  # type: ignore[arg-type]
+                if FEATURES["stream_reset_rate_limit"]
+                else None
+            ),
+            max_continuations=self.max_continuations if FEATURES["max_continuations"] else None,
+            fallback_rfc7540_priorities=fallback_rfc7540_priorities,
+        )
 
     def timers(self) -> list[float]:
         return [

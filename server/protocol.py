@@ -103,7 +103,7 @@ class HTTP2Protocol(Connection):
             self.client_certificate = ssl_object.getpeercert() or None
         if not self._admit():
             return
-        self.session = Session("server", **self.server.session_options)
+        self.session = Session("server", config=self.server.session_config)
         window = self.limits.connection_window_size
         if window and window > 65535:
             self.session.set_local_window_size(window)

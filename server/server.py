@@ -102,34 +102,29 @@ class HTTP2Server:
         self.workers = workers
         self.reuse_port = reuse_port
         self.limits = limits = limits or Limits()
-        announced = {
-            SettingCode.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-            SettingCode.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-            SettingCode.INITIAL_WINDOW_SIZE: limits.initial_window_size,
-        }
+        announced: dict[int, int] = {}
         if FEATURES["server_fallback_rfc7540_priorities"] or not fallback_rfc7540_priorities:
             announced[SettingCode.NO_RFC7540_PRIORITIES] = 1
         announced.update({SettingCode(k): v for k, v in (settings or {}).items()})
-        # Windows open as handlers consume the body (see HTTP2Protocol._data).
-        self.session_options: dict[str, Any] = {
-            "settings": announced,
-            "auto_window_update": False,
-            "max_header_list_size": limits.max_header_list_size,
-            "glitch_limit": (limits.glitch_burst, limits.glitch_rate),
-            "window_update_events": False,
-        }
-        if FEATURES["stream_reset_rate_limit"]:
-            self.session_options["stream_reset_rate"] = tuple(limits.stream_reset_rate)
-        if FEATURES["max_continuations"]:
-            self.session_options["max_continuations"] = limits.max_continuations
-        if fallback_rfc7540_priorities and FEATURES["server_fallback_rfc7540_priorities"]:
-            self.session_options["fallback_rfc7540_priorities"] = True
+        #: Every connection's Session options (windows open as handlers
+        #: consume the body: see HTTP2Protocol._data).
+        self.session_config = limits.session_config(
+            announced,
+            fallback_rfc7540_priorities=fallback_rfc7540_priorities
+            and FEATURES["server_fallback_rfc7540_priorities"],
+        )
         self.connections: set[Connection] = set()
         #: Where every connection's reads land (see Connection.get_buffer).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._server: Optional[asyncio.AbstractServer] = None
         self._tls: Optional[TLSAcceptor] = None
         self._closed: Optional[asyncio.Event] = None
+
+    @property
+    def session_options(self) -> dict[str, Any]:
+        """``Session("server", **server.session_options)``: 0.1's way to make
+        a connection's Session, kept for one release; use :attr:`session_config`."""
+        return {"config": self.session_config}
 
     # ---- starting ------------------------------------------------------
 

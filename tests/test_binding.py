@@ -25,6 +25,7 @@ from nghttp2_cffi import (
     VERSION_NUM,
     ErrorCode,
     Session,
+    SessionConfig,
     SettingCode,
     ffi,
     lib,
@@ -249,10 +250,10 @@ def test_feature_flags():
 )
 def test_features_match_what_sessions_accept(feature: str, option: str, value):
     if FEATURES[feature]:
-        Session("server", **{option: value}).close()
+        Session("server", config=SessionConfig(**{option: value})).close()
     else:
         with pytest.raises(NotImplementedError, match="newer libnghttp2"):
-            Session("server", **{option: value})
+            Session("server", config=SessionConfig(**{option: value}))
 
 
 def test_max_outbound_ack_takes_effect():
@@ -260,7 +261,7 @@ def test_max_outbound_ack_takes_effect():
         pytest.skip("the linked libnghttp2 has no nghttp2_option_set_max_outbound_ack")
     from nghttp2_cffi import FloodedError
 
-    server = Session("server", max_outbound_ack=20)
+    server = Session("server", config=SessionConfig(max_outbound_ack=20))
     ping = b"\0\0\x08\x06\0\0\0\0\0" + b"12345678"
     with pytest.raises(FloodedError):
         server.receive_data(MAGIC + SettingsFrame(0).serialize() + ping * 100)

@@ -30,6 +30,7 @@ from nghttp2_cffi import (
     RequestReceived,
     ResponseReceived,
     Session,
+    SessionConfig,
     SettingCode,
     StreamClosed,
     StreamClosedError,
@@ -170,7 +171,7 @@ def attack(data: bytes, *, preface: bool = True, side: str = "server", **options
     """Feed ``data`` to a fresh session (after the client preface and an
     empty SETTINGS when ``preface``); return (events, exception or None,
     frames it answered with)."""
-    session = Session(side, **options)
+    session = Session(side, config=SessionConfig(**options))
     session.data_to_send()
     exc = None
     if preface:
@@ -388,7 +389,7 @@ def test_unknown_frame_types_are_ignored():
 
 
 def test_client_rejects_push_when_disabled():
-    client = Session("client", settings={SettingCode.ENABLE_PUSH: 0})
+    client = Session("client", config=SessionConfig(settings={SettingCode.ENABLE_PUSH: 0}))
     sid = client.send_request(GET)
     client.data_to_send()
     ack = SettingsFrame(0, flags=["ACK"]).serialize()
@@ -443,7 +444,7 @@ def test_rapid_reset_flood():
 
     if not FEATURES["stream_reset_rate_limit"]:
         pytest.skip("the linked libnghttp2 has no stream reset rate limit")
-    server = Session("server", stream_reset_rate=(10, 1))
+    server = Session("server", config=SessionConfig(stream_reset_rate=(10, 1)))
     server.data_to_send()
     server.receive_data(MAGIC + settings_frame())
     encoder = hpack.Encoder()
@@ -547,7 +548,7 @@ def test_second_response_on_a_stream(pair, pump):
 
 
 def test_negative_acknowledgement():
-    client = Session("client", auto_window_update=False)
+    client = Session("client", config=SessionConfig(auto_window_update=False))
     with pytest.raises(ValueError, match="negative"):
         client.acknowledge_received_data(-1, 1)
 

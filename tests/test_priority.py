@@ -20,6 +20,7 @@ from nghttp2_cffi import (
     Priority,
     PriorityUpdated,
     Session,
+    SessionConfig,
     SettingCode,
     StreamClosedError,
     lib,
@@ -121,11 +122,13 @@ def _pair(
     client_settings: Optional[Dict[int, int]] = None,
     fallback: bool = False,
 ) -> Tuple[Session, Session]:
-    client = Session("client", settings=client_settings or {})
+    client = Session("client", config=SessionConfig(settings=client_settings or {}))
     server = Session(
         "server",
-        settings=RFC9218 if server_settings is None else server_settings,
-        fallback_rfc7540_priorities=fallback,
+        config=SessionConfig(
+            settings=RFC9218 if server_settings is None else server_settings,
+            fallback_rfc7540_priorities=fallback,
+        ),
     )
     pump(client, server)
     return client, server
@@ -238,9 +241,11 @@ def _data_order(server_settings: Dict[int, int], priorities: List[bytes]) -> Lis
     """Stream ids of the DATA the client receives when the server answers
     every request at once with 256 KiB, requests sent in order with these
     ``priority`` fields (b"": none)."""
-    client = Session("client", settings={SettingCode.INITIAL_WINDOW_SIZE: 1 << 24})
+    client = Session(
+        "client", config=SessionConfig(settings={SettingCode.INITIAL_WINDOW_SIZE: 1 << 24})
+    )
     client.set_local_window_size(1 << 30)
-    server = Session("server", settings=server_settings)
+    server = Session("server", config=SessionConfig(settings=server_settings))
     pump(client, server)
     sids = [client.send_request([*GET, (b"priority", p)] if p else GET) for p in priorities]
     pump(client, server)

@@ -25,6 +25,7 @@ from nghttp2_cffi import (
     RequestReceived,
     ResponseReceived,
     Session,
+    SessionConfig,
     SettingCode,
     SettingsAcknowledged,
     SettingsReceived,
@@ -290,7 +291,7 @@ def test_h2_client_resets_and_is_reset(with_h2_client):
 
 
 def test_h2_client_stalls_at_our_window():
-    server = Session("server", auto_window_update=False)
+    server = Session("server", config=SessionConfig(auto_window_update=False))
     client = H2Peer(client_side=True)
     exchange(server, client)
     sid = client.conn.get_next_available_stream_id()
@@ -481,7 +482,7 @@ def test_h2_server_resets(with_h2_server):
 
 
 def test_h2_server_stalls_at_our_window():
-    client = Session("client", auto_window_update=False)
+    client = Session("client", config=SessionConfig(auto_window_update=False))
     server = H2Peer(client_side=False)
     exchange(client, server)
     sid = client.send_request(GET)

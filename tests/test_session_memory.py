@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import platform
 
 import pytest
 from hyperframe.frame import PushPromiseFrame
@@ -25,6 +26,7 @@ from nghttp2_cffi import (
     ResponseReceived,
     Session,
     SessionClosingError,
+    SessionConfig,
     SettingCode,
     SettingsAcknowledged,
     SettingsReceived,
@@ -333,7 +335,7 @@ def test_server_push(pair, pump):
 
 
 def test_push_refused_when_client_disabled_it(pump):
-    client = Session("client", settings={SettingCode.ENABLE_PUSH: 0})
+    client = Session("client", config=SessionConfig(settings={SettingCode.ENABLE_PUSH: 0}))
     server = Session("server")
     pump(client, server)
     assert server.remote_settings[SettingCode.ENABLE_PUSH] == 0
@@ -417,7 +419,12 @@ def test_settings(pair, pump):
 
 
 def test_initial_settings_event():
-    client = Session("client", settings={SettingCode.HEADER_TABLE_SIZE: 8192})
+    client = Session(
+        "client",
+        config=SessionConfig(
+            settings={SettingCode.HEADER_TABLE_SIZE: 8192}, max_header_list_size=None
+        ),
+    )
     server = Session("server")
     seen_s = server.receive_data(client.data_to_send())
     assert of(seen_s, SettingsReceived) == [SettingsReceived({SettingCode.HEADER_TABLE_SIZE: 8192})]
@@ -469,7 +476,10 @@ def test_terminate(pair, pump):
 
 
 def test_explicit_flow_control_stalls_until_acknowledged(pump):
-    client, server = Session("client"), Session("server", auto_window_update=False)
+    client, server = (
+        Session("client"),
+        Session("server", config=SessionConfig(auto_window_update=False)),
+    )
     pump(client, server)
     data = pattern(300_000, 8)
     sid = client.send_request(POST, body=data)
@@ -499,7 +509,10 @@ def test_explicit_flow_control_stalls_until_acknowledged(pump):
 
 
 def test_explicit_flow_control_partial_acknowledgement(pump):
-    client, server = Session("client", auto_window_update=False), Session("server")
+    client, server = (
+        Session("client", config=SessionConfig(auto_window_update=False)),
+        Session("server"),
+    )
     pump(client, server)
     sid = client.send_request(REQUEST)
     pump(client, server)
@@ -591,6 +604,9 @@ def test_many_multiplexed_streams(pair, pump):
 # ---- lifetimes -----------------------------------------------------------------
 
 
+_CPYTHON = platform.python_implementation() == "CPython"
+
+
 def rss() -> int:
     """Resident set size in bytes (Linux)."""
     with open("/proc/self/statm") as f:
@@ -608,7 +624,7 @@ def test_close_twice_and_context_manager():
 
 
 def test_use_after_close_raises_instead_of_crashing():
-    client = Session("client", auto_window_update=False)
+    client = Session("client", config=SessionConfig(auto_window_update=False))
     client.close()
     for call in (
         lambda: client.want_read,
@@ -625,14 +641,29 @@ def test_use_after_close_raises_instead_of_crashing():
     ):
         with pytest.raises(SessionClosingError, match="closed"):
             call()
-    # The hot paths do not check, but still fail cleanly.
+    # The hot paths do not check (close() shadows them), with the same error.
     for call in (
         lambda: client.send_request(REQUEST),
         lambda: client.data_to_send(),
         lambda: client.receive_data(b"x"),
+        lambda: client.send_data(1, b"x"),
+        lambda: client.end_stream(1),
+        lambda: client.send_trailers(1, [("x", "y")]),
+        lambda: client.send_headers(1, [(":status", "103")]),
     ):
-        with pytest.raises((SessionClosingError, TypeError)):
+        with pytest.raises(SessionClosingError, match="closed"):
             call()
+    server = Session("server")
+    server.close()
+    for call in (
+        lambda: server.send_response(1, [(":status", "200")], b"x"),
+        lambda: server.send_informational_response(1, [(":status", "100")]),
+        lambda: server.push_promise(1, REQUEST),
+        lambda: server.upgrade(b""),
+    ):
+        with pytest.raises(SessionClosingError, match="closed"):
+            call()
+    assert server.events() == []
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
@@ -651,12 +682,20 @@ def test_sessions_freed_by_gc_do_not_leak(pump):
                 gc.collect()
         gc.collect()
 
-    churn(1000)  # warm up allocator pools
+    # Warm up as long as measured: allocator pools, and PyPy's GC heap up to
+    # its working size (after only 1,000 it still grew 15-33 MiB here).
+    churn(10_000)
     before = rss()
     churn(10_000)
     growth = rss() - before
-    # A leaked session with its buffers is >20 KiB: 10k would be >200 MiB.
-    assert growth < 40 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
+    # Measured over these 10k (tools: /proc RSS, this test's own loop): a
+    # healthy run grows 0.0 MiB on CPython 3.11 (8 runs, alone and in the
+    # suite) and 0.0-0.2 MiB on PyPy 3.9 (5 runs).  One leaked server Session
+    # per iteration adds 177 MiB (CPython) / 225 MiB (PyPy); on CPython even
+    # one leaked 200-byte object per iteration adds 2.3 MiB.  PyPy reuses its
+    # warm heap for small leaks, so there only what is over ~4 MiB shows.
+    limit = 1.5 * 2**20 if _CPYTHON else 4 * 2**20
+    assert growth < limit, f"RSS grew by {growth / 2**20:.1f} MiB"
 
 
 @pytest.mark.slow
@@ -691,7 +730,11 @@ def test_100k_exchanges_on_one_session_stay_bounded():
     gc.collect()
     assert before is not None
     growth = rss() - before
-    assert growth < 30 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
+    # Measured over these 90k exchanges: a healthy run grows 0.0 MiB, on
+    # CPython 3.11 (7 runs) and PyPy 3.9 (5 runs).  Keeping one 4-byte bytes
+    # object per exchange (the smallest leak there is) adds 4.9 MiB on
+    # CPython and 2.2 MiB on PyPy; one DataReceived event, 13 / 10 MiB.
+    assert growth < 1.5 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 90k exchanges"
 
 
 def test_bodies_survive_garbage_collection_while_c_holds_them():

@@ -43,7 +43,7 @@ class Finding(Exception):
 
 def _setup() -> Any:
     """Import the code under test (inside atheris's instrumentation when used)."""
-    global lib, NGHTTP2Error, ProtocolError, RequestReceived, DataReceived, Session, OPTIONS
+    global lib, NGHTTP2Error, ProtocolError, RequestReceived, DataReceived, Session, CONFIG
     from security_handlers import Handler
 
     from nghttp2.server import HTTP2Server
@@ -56,7 +56,7 @@ def _setup() -> Any:
         lib,
     )
 
-    OPTIONS = HTTP2Server(("127.0.0.1", 0), Handler).session_options
+    CONFIG = HTTP2Server(("127.0.0.1", 0), Handler).session_config
 
 
 def split(data: bytes) -> List[bytes]:
@@ -69,7 +69,7 @@ def split(data: bytes) -> List[bytes]:
 
 
 def feed(reads: List[bytes]) -> None:
-    session = Session("server", **OPTIONS)
+    session = Session("server", config=CONFIG)
     try:
         session.data_to_send()
         for chunk in reads:

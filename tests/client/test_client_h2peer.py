@@ -5,10 +5,13 @@ errors and flow-control stalls, which a real server does not do on demand."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 
 import h2.events
+import hpack
 import pytest
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import ContinuationFrame, GoAwayFrame, HeadersFrame
 
 from nghttp2.client import (
     Client,
@@ -215,3 +218,65 @@ async def test_pool_timeout_waiting_for_a_free_stream(h2_peer) -> None:
         answered.append(True)
         r = await asyncio.wait_for(c.get("/third"), TIMEOUT)  # the slot came back
         assert r.content == b"later"
+
+
+# ---- bounded memory: header lists --------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _hpack_bomb(frame_size: int = 16384, frames: int = 2) -> bytes:
+    """A response header block that inflates ~130x: one 4 KiB field stored
+    in the dynamic table, then one-byte references to it (the issue's 135 KB
+    block inflated to 512 MiB; this one, ~32 KiB, to ~116 MB)."""
+    stored = hpack.Encoder().encode([(b"x-bomb", b"a" * 4000)], huffman=False)
+    block = b"\x88" + stored  # :status 200, then the 4 KiB literal (indexed)
+    return block + b"\xbe" * (frame_size * frames - len(block))  # index 62
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+async def test_hpack_bomb_in_a_response_fails_with_bounded_memory(h2_peer) -> None:
+    block = _hpack_bomb()
+
+    def script(peer, conn, event, writer):
+        if isinstance(event, h2.events.RequestReceived):
+            writer.write(conn.data_to_send())
+            # One HEADERS and one CONTINUATION frame, written raw (h2 would
+            # not send what it cannot decode itself).
+            head = HeadersFrame(event.stream_id, data=block[:16384])
+            tail = ContinuationFrame(event.stream_id, data=block[16384:], flags=["END_HEADERS"])
+            writer.write(head.serialize() + tail.serialize())
+
+    peer = await h2_peer(script)
+    gc.collect()
+    before = _rss()
+    async with Client(peer.url) as c:
+        with pytest.raises(RemoteProtocolError) as info:
+            await asyncio.wait_for(c.get("/"), TIMEOUT)
+    growth = _rss() - before
+    assert info.value.error_code == ErrorCode.ENHANCE_YOUR_CALM
+    assert "max_header_list_size (65536 bytes" in str(info.value)
+    assert "Client(max_header_list_size=...)" in str(info.value)
+    # Unbounded, the client held the ~116 MB list (several times over in
+    # RSS); bounded, it stops after 17 fields (64 KiB).
+    assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+async def test_the_header_list_bound_can_be_raised(h2_peer) -> None:
+    big = [(b"x-field-%d" % i, b"v" * 3000) for i in range(30)]  # ~91 KiB (RFC 9113 sizes)
+
+    def script(peer, conn, event, writer):
+        if isinstance(event, h2.events.RequestReceived):
+            conn.send_headers(event.stream_id, [(b":status", b"200"), *big], end_stream=True)
+
+    peer = await h2_peer(script)
+    async with Client(peer.url) as c:
+        with pytest.raises(RemoteProtocolError, match="max_header_list_size"):
+            await asyncio.wait_for(c.get("/"), TIMEOUT)
+    async with Client(peer.url, max_header_list_size=1 << 20) as c:
+        r = await asyncio.wait_for(c.get("/"), TIMEOUT)
+    assert r.status == 200
+    assert r.headers["x-field-29"] == "v" * 3000

@@ -222,8 +222,8 @@ def test_streams_reset_in_the_read_that_opened_them_get_no_handler(
 
 def server_session(limits: Optional[Limits] = None) -> Session:
     """A server Session as HTTP2Server makes one for ``limits``."""
-    options = HTTP2Server(("127.0.0.1", 0), Handler, limits=limits).session_options
-    session = Session("server", **options)
+    config = HTTP2Server(("127.0.0.1", 0), Handler, limits=limits).session_config
+    session = Session("server", config=config)
     session.data_to_send()
     session.receive_data(PREFACE + SettingsFrame(0).serialize())
     session.receive_data(SettingsFrame(0, flags=["ACK"]).serialize())

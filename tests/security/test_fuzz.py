@@ -49,7 +49,7 @@ def fuzz_settings(examples: int) -> settings:
 
 
 #: What HTTP2Server gives each connection's Session (limits and defences on).
-OPTIONS = HTTP2Server(("127.0.0.1", 0), Handler).session_options
+CONFIG = HTTP2Server(("127.0.0.1", 0), Handler).session_config
 
 
 # ---------------------------------------------------------------------------
@@ -60,7 +60,7 @@ OPTIONS = HTTP2Server(("127.0.0.1", 0), Handler).session_options
 def feed(chunks: List[bytes], answers: Any) -> Session:
     """Feed ``chunks`` to a server Session as the server would, answering
     requests as ``answers`` (a hypothesis data object) says; returns it."""
-    session = Session("server", **OPTIONS)
+    session = Session("server", config=CONFIG)
     session.data_to_send()
     for chunk in chunks:
         terminated = False

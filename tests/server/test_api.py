@@ -967,3 +967,32 @@ async def test_push_and_response_from_an_asyncio_task(start_server, h2_connect):
     assert len(client.pushes) == 3
     for push in client.pushes:
         assert bytes((await client.response(push.pushed_stream_id)).data) == b"js"
+
+
+async def test_limits_produce_the_session_config() -> None:
+    """Every connection's Session takes one SessionConfig made from the
+    server's Limits; what Limits does not set stays nghttp2_cffi's default."""
+    from nghttp2.server.limits import Limits
+    from nghttp2_cffi import FEATURES, Session, SessionConfig, SettingCode
+
+    limits = Limits(max_header_list_size=4096, glitch_burst=50, glitch_rate=5)
+    server = HTTP2Server(("127.0.0.1", 0), BaseRequestHandler, limits=limits, settings={9: 1})
+    config = server.session_config
+    assert isinstance(config, SessionConfig)
+    assert config.max_header_list_size == 4096
+    assert config.glitch_limit == (50, 5)
+    assert not config.auto_window_update and not config.window_update_events
+    assert config.settings[SettingCode.MAX_HEADER_LIST_SIZE] == 4096
+    assert config.settings[SettingCode.MAX_CONCURRENT_STREAMS] == limits.max_concurrent_streams
+    assert config.settings[SettingCode.INITIAL_WINDOW_SIZE] == limits.initial_window_size
+    assert config.settings[SettingCode.NO_RFC7540_PRIORITIES] == 1
+    if FEATURES["stream_reset_rate_limit"]:
+        assert config.stream_reset_rate == limits.stream_reset_rate
+    # The defaults of Limits are those of a bare Session.
+    default = Limits().session_config()
+    bare = SessionConfig()
+    for name in ("max_header_list_size", "glitch_limit", "stream_reset_rate", "max_continuations"):
+        assert getattr(default, name) == getattr(bare, name), name
+    # 0.1's Session("server", **server.session_options) still works.
+    session = Session("server", **server.session_options)
+    assert session.config is config
