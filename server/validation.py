@@ -29,7 +29,7 @@ pseudo-headers themselves.
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 #: ``(status, reason)``: the answer to a refused request and why, for the log.
 Rejection = Tuple[int, str]
@@ -41,6 +41,11 @@ Fields = List[Tuple[bytes, bytes]]
 _HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:.!$&'()*+,;=_~-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
 ).fullmatch
+# Host values found valid, so that most requests need no regex: a server
+# sees few of them.  Bounded (values up to 255 bytes, at most this many, then
+# no more are added): its only effect is speed.
+_VALID_HOSTS_KEPT = 1024
+_valid_hosts: Set[Optional[bytes]] = set()
 # RFC 3986 section 3.1.
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*").fullmatch
 
@@ -69,6 +74,14 @@ def check_http11_head(
     Transfer-Encoding, else None (the common case scans nothing).  Returns
     None, or the status to answer (400, 501, 505) and why.
     """
+    if (
+        host in _valid_hosts
+        and version == "1.1"
+        and transfer_encoding is None
+        and target[:1] == b"/"
+        and b"#" not in target
+    ):
+        return None  # the common case, at the cost of a set lookup (not a regex)
     if version[:2] != "1.":
         # llhttp takes "HTTP/2.0" and "HTTP/0.9" request lines as well.
         return 505, f"HTTP/{version} request line"
@@ -92,8 +105,11 @@ def check_http11_head(
     if host is None:
         if version == "1.1":
             return 400, "HTTP/1.1 request without Host"
-    elif not _HOST(host):
-        return 400, "malformed Host"
+    elif host not in _valid_hosts:
+        if not _HOST(host):
+            return 400, "malformed Host"
+        if len(_valid_hosts) < _VALID_HOSTS_KEPT and len(host) <= 255:
+            _valid_hosts.add(host)
     if transfer_encoding is not None:
         return _check_transfer_coding(version, transfer_encoding)
     return None

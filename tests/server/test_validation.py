@@ -451,3 +451,25 @@ async def test_http2_malformed_requests_are_reset(
     assert Seen.paths == []
     good = await client.get("/fine")  # the connection serves on
     assert good.status == 200 and Seen.paths == [b"/fine"]
+
+
+@needs_curl
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (("--http1.1", "-H", "Host: a b"), 400),
+        (("--http1.0", "-H", "Transfer-Encoding: chunked", "--data-binary", "hello"), 400),
+        (("--http1.1", "-H", "Transfer-Encoding: xchunked", "--data-binary", "hello"), 501),
+    ],
+    ids=["host-space", "http10-chunked", "xchunked"],
+)
+async def test_curl_sees_the_refusals(
+    serve: Any, run: Any, server_url: Any, args: Tuple[str, ...], status: int
+) -> None:
+    server = await serve()
+    result = await run(
+        "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *args, server_url(server, "/up")
+    )
+    assert result.check().out == str(status), result.err
+    assert Seen.paths == []
