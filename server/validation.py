@@ -39,7 +39,7 @@ Fields = List[Tuple[bytes, bytes]]
 # no userinfo).  An IP-literal is checked for its characters only.  The value
 # may be empty (RFC 9112 section 3.2: a target with no authority).
 _HOST = re.compile(
-    rb"(?:\[[0-9A-Za-z:.!$&'()*+,;=_~-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
+    rb"(?:\[[0-9A-Za-z:.!$&'()*+,;=_~%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
 ).fullmatch
 # Host values found valid, so that most requests need no regex: a server
 # sees few of them.  Bounded (values up to 255 bytes, at most this many, then

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 import pytest
 
 from nghttp2.server import BaseRequestHandler
+from nghttp2.server.errors import ClientDisconnected
 from nghttp2.server.limits import Limits
 from nghttp2.server.validation import (
     check_http2_request,
@@ -40,6 +41,7 @@ TE = [(b"host", b"a"), (b"transfer-encoding", b"chunked")]
         (b"GET", b"/", "1.1", b"example.com:8080", None, None),
         (b"GET", b"/", "1.1", b"", None, None),  # no authority: an empty Host
         (b"GET", b"/", "1.1", b"[::1]:443", None, None),
+        (b"GET", b"/", "1.1", b"[fe80::1%25eth0]", None, None),
         (b"GET", b"/", "1.0", None, None, None),  # HTTP/1.0 needs no Host
         (b"GET", b"/a?b=c", "1.1", b"xn--bcher-kva.example", None, None),
         (b"OPTIONS", b"*", "1.1", b"a", None, None),
@@ -312,6 +314,39 @@ async def test_an_early_answer_then_a_bad_body_closes_without_a_second_answer(
     assert statuses(data) == [200], data
     assert Seen.paths == [b"/early"]
     assert Seen.events == [("close", 1)]
+
+
+class AsyncReader(BaseRequestHandler):
+    """An ``async def on_headers`` handler reading the body with iter_body()."""
+
+    async def on_headers(self) -> None:
+        Seen.paths.append(self.path)
+        try:
+            async for _ in self.iter_body():
+                pass
+        except ClientDisconnected:
+            Seen.events.append("ClientDisconnected")
+            raise
+        except asyncio.CancelledError:
+            Seen.events.append("cancelled")
+            raise
+        self.send_response(200, body=b"read")
+
+    def on_close(self, error_code: int) -> None:
+        Seen.events.append(("close", error_code))
+
+
+@pytest.mark.asyncio
+async def test_a_coroutine_handler_s_body_ends_with_an_error(start_server: Any) -> None:
+    server = await start_server(AsyncReader)
+    data = await exchange(server, CHUNKED + b"2\r\nxy\r\n", b"zz\r\n" + NEXT, pause=0.2)
+    assert statuses(data) == [400], data
+    assert Seen.paths == [b"/up"]
+    await asyncio.sleep(0.05)  # the task has its turn
+    # Like a stream libnghttp2 resets for a malformed body: on_close with
+    # PROTOCOL_ERROR, the task cancelled in iter_body().
+    assert Seen.events[0] == ("close", 1)
+    assert Seen.events[1] in ("cancelled", "ClientDisconnected")
 
 
 # ---------------------------------------------------------------------------
