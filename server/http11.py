@@ -100,7 +100,7 @@ _PAUSE_PIPELINE = 4  # too many requests waiting for their answers
 _PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 
 # Parser events, dispatched once the parser returned.
-_HEADERS, _DATA, _END, _TOO_LARGE = range(4)
+_HEADERS, _DATA, _END, _TOO_LARGE, _MALFORMED = range(5)
 _PROTOCOL_ERROR = 1  # on_close's error code for a request whose body was malformed
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$").match
@@ -633,6 +633,8 @@ class HTTP11Protocol(Connection):
                     self._call(handler, handler.on_request_done)
                 if ex.response_done:
                     self._finish(ex, 0)
+            elif kind == _MALFORMED:  # validation: see _reject_body
+                self._finish(ex, _PROTOCOL_ERROR)
             else:  # _TOO_LARGE
                 self._too_large(ex)
 
@@ -697,7 +699,7 @@ class HTTP11Protocol(Connection):
             ex.broken = ex.ended = True  # HTTP/1.1 can only cut the connection
         else:
             ex.close_after = True
-        self._finish(ex, _PROTOCOL_ERROR)
+        self._pending.append((_MALFORMED, ex, b""))  # on_close once the parser returned
 
     def _bad_request(self, status: int, reason: str) -> None:
         """Answer a request we cannot parse (no handler sees it), then close."""

@@ -263,6 +263,9 @@ async def test_good_heads_are_still_served(serve: Any) -> None:
     )
     assert statuses(data) == [200, 200, 200, 200], data
     assert Seen.paths == [b"*", b"/abs", b"/empty-host", b"/ten"]
+    # RFC 9112 3.2.2: the absolute-form's authority, not Host, for the app too.
+    host = Seen.hosts[1]
+    assert host == [b"a:1"] or host[0] == b"a:1", host
 
 
 # ---------------------------------------------------------------------------
