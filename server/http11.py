@@ -81,6 +81,7 @@ from .connection import (
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled, ResponseAlreadySent
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Inbox
 from .protocol import HTTP2Protocol
+from .validation import FIELD_OVERHEAD, check_http11_head, check_trailer_field
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -99,7 +100,8 @@ _PAUSE_PIPELINE = 4  # too many requests waiting for their answers
 _PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 
 # Parser events, dispatched once the parser returned.
-_HEADERS, _DATA, _END, _TOO_LARGE = range(4)
+_HEADERS, _DATA, _END, _TOO_LARGE, _MALFORMED = range(5)
+_PROTOCOL_ERROR = 1  # on_close's error code for a request whose body was malformed
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$").match
 _BAD_VALUE = re.compile(rb"[\r\n\0]").search
@@ -229,6 +231,8 @@ class HTTP11Protocol(Connection):
         self._head_size = 0
         self._head_raw = 0
         self._chunk_len = 0
+        self._trailer_size = 0  # validation: the trailer fields' size so far
+        self._chunk_raw: Optional[int] = None  # validation: see on_chunk_header
         # Timeouts: one timer per connection.
         self._timer: Optional[asyncio.TimerHandle] = None
         self._opened_at = 0.0
@@ -328,14 +332,25 @@ class HTTP11Protocol(Connection):
                     self._closing = True
                 return
             except httptools.HttpParserError as exc:
+                ex = self._current  # validation: an error in a body (or its trailers)
                 self._stop_parsing()
-                self._bad_request(400, f"malformed request: {exc}")
+                if ex is not None:
+                    self._reject_body(ex, 400, f"malformed request body: {exc}")
+                else:
+                    self._bad_request(400, f"malformed request: {exc}")
                 return
             if self._in_head:
                 self._head_raw += len(data)
                 if self._head_raw > self.limits.max_header_list_size:
                     self._stop_parsing()
                     self._bad_request(431, "request head too large")
+            elif self._chunk_raw is not None and self._current is not None:
+                # validation: the bytes in a chunk that are not its data
+                # (the last chunk's trailers) count like a head's.
+                self._chunk_raw += len(data)
+                if self._chunk_raw - self._current.received > self.limits.max_header_list_size:
+                    self._reject_body(self._current, 431, "request trailers too large")
+                    self._stop_parsing()
             return
 
     def on_message_begin(self) -> None:
@@ -369,7 +384,27 @@ class HTTP11Protocol(Connection):
         elif self._current is not None:  # a trailer of a chunked request
             if self._current.trailers is None:
                 self._current.trailers = []
-            self._current.trailers.append((name.lower(), value))
+                self._trailer_size = 0
+            name = name.lower()
+            # validation: framing fields refused, the size bounded
+            self._trailer_size += len(name) + len(value) + FIELD_OVERHEAD
+            rejection = check_trailer_field(
+                name, self._trailer_size, self.limits.max_header_list_size
+            )
+            if rejection is not None:
+                self._reject_body(self._current, *rejection)
+                raise _Stop
+            self._current.trailers.append((name, value))
+
+    # validation: httptools holds a trailer line whole until it ends; these
+    # two (called for chunked bodies only) let _feed bound it.
+    def on_chunk_header(self) -> None:
+        ex = self._current
+        if ex is not None:
+            self._chunk_raw = ex.received - self._chunk_len
+
+    def on_chunk_complete(self) -> None:
+        self._chunk_raw = None
 
     def on_headers_complete(self) -> None:
         if self._replay is not None:
@@ -415,6 +450,11 @@ class HTTP11Protocol(Connection):
         if cookies:
             fields.append((b"cookie", b"; ".join(cookies)))
         version = parser.get_http_version()
+        # validation: request line, Host and framing (RFC 9112 sections 3, 6)
+        rejection = check_http11_head(method, url, version, host, self._fields if chunked else None)
+        if rejection is not None:
+            self._bad_request(*rejection)
+            raise _Stop
         if url[:1] == b"/" or url == b"*" or method == b"CONNECT":
             path = url
         else:  # absolute-form: scheme://authority/path
@@ -511,6 +551,7 @@ class HTTP11Protocol(Connection):
         self._current = None
         self._in_head = False
         self._head_since = None
+        self._chunk_raw = None
 
     def _upgrade(self, rest: bytes) -> Optional[bytes]:
         """The parser stopped after a request asking to Upgrade; returns what
@@ -592,6 +633,8 @@ class HTTP11Protocol(Connection):
                     self._call(handler, handler.on_request_done)
                 if ex.response_done:
                     self._finish(ex, 0)
+            elif kind == _MALFORMED:  # validation: see _reject_body
+                self._finish(ex, _PROTOCOL_ERROR)
             else:  # _TOO_LARGE
                 self._too_large(ex)
 
@@ -629,6 +672,34 @@ class HTTP11Protocol(Connection):
         else:
             ex.broken = True
             ex.ended = True
+
+    def _reject_body(self, ex: _Exchange, status: int, reason: str) -> None:
+        """validation: ``ex``'s body or trailers are malformed, its head was
+        not.  A handler not started yet never is: the client gets
+        ``status``.  A started one sees its body end with an error
+        (``on_close(PROTOCOL_ERROR)``; ASGI: ``http.disconnect``), after the
+        server answered ``status`` if it had not answered yet.  Either way
+        the connection closes."""
+        self._closing = True
+        handler = ex.handler
+        if any(kind == _HEADERS and item is ex for kind, item, _ in self._pending):
+            self._pending = [event for event in self._pending if event[1] is not ex]
+            self._exchanges.remove(ex)
+            self._by_id.pop(handler.stream_id, None)
+            self.handlers.pop(handler.stream_id, None)
+            self._bad_request(status, reason)
+            return
+        log.info("%s: %d: %s", _peer(self.client_address), status, reason)
+        ex.failed = True
+        if handler.status is None:
+            ex.close_after = True
+            handler._generator = handler._reader = None
+            self._answer_plain(handler, status, _REASONS.get(status, b"Bad Request") + b"\n")
+        elif not ex.ended:
+            ex.broken = ex.ended = True  # HTTP/1.1 can only cut the connection
+        else:
+            ex.close_after = True
+        self._pending.append((_MALFORMED, ex, b""))  # on_close once the parser returned
 
     def _bad_request(self, status: int, reason: str) -> None:
         """Answer a request we cannot parse (no handler sees it), then close."""

@@ -44,6 +44,7 @@ from .connection import (
 )
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled
 from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, HeaderList, Inbox
+from .validation import check_http2_request
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -261,7 +262,8 @@ class HTTP2Protocol(Connection):
             crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
             handler.headers = headers = [f for f in headers if f[0] != b"cookie"]
             headers.append((b"cookie", crumbs))
-        if handler.host is None:
+        # validation: what libnghttp2 lets through (userinfo, '#', bytes >= 0x80)
+        if handler.host is None or check_http2_request(handler.path, handler.host) is not None:
             session.reset_stream(sid, _PROTOCOL_ERROR)
             return
         self.handlers[sid] = handler

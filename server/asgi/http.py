@@ -160,7 +160,6 @@ class ASGIHandler(BaseRequestHandler):
         http_version = info.http_version
         headers: Fields = []
         protocol = None
-        has_host = False
         for field in self.headers:
             name = field[0]
             if name[:1] == b":":
@@ -168,9 +167,12 @@ class ASGIHandler(BaseRequestHandler):
                     protocol = field[1]
                 continue
             if name == b"host":
-                has_host = True
+                continue  # validation: the app's host is self.host, see below
             headers.append(field)
-        if not has_host and self.host:
+        # The host handler code sees: :authority over a host field (RFC 9113
+        # section 8.3.1), an absolute-form target's authority over Host (RFC
+        # 9112 section 3.2.2).
+        if self.host:
             headers.insert(0, (b"host", self.host))
         method = self.method or b""
         if method == b"CONNECT":
