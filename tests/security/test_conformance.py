@@ -28,6 +28,7 @@ from security_support import (
     served,
 )
 
+from nghttp2.server.http11 import speaks_http2
 from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
 
@@ -180,9 +181,7 @@ CASES = {
     "DATA on a half-closed (remote) stream (made a connection error)": Case(
         headers(1, NEVER) + raw_frame(DATA, 0, 1, b"x"), "GOAWAY", SC
     ),
-    "decreasing stream id is ignored (RFC: PROTOCOL_ERROR)": Case(
-        headers(3, req(b"/never")) + headers(1, GET), "ignored"
-    ),
+    "decreasing stream id (5.1.1)": Case(headers(3, req(b"/never")) + headers(1, GET), "GOAWAY", P),
     # ---- header blocks (6.10, 4.3)
     "CONTINUATION without HEADERS": Case(
         raw_frame(CONTINUATION, END_HEADERS, 1, literal(b"a", b"b")), "GOAWAY", P
@@ -320,15 +319,46 @@ def test_bad_preface_http2_only(serve: Serve):
     assert served(server.address)
 
 
-def test_bad_preface_with_http1_is_an_http1_400(serve: Serve):
-    """Beside HTTP/1.1 (the default), bytes that are not the HTTP/2 preface
-    are read as HTTP/1.1: ``PRI * HTTP/2.0`` gone wrong is a 400."""
+@pytest.mark.parametrize(
+    "preface",
+    [PREFACE[:20] + b"XXXX", b"INVALID CONNECTION PREFACE\r\n\r\n", b"\x00\x00\x12\x04\x00" * 6],
+    ids=["PRI gone wrong", "h2spec 3.5/2", "binary"],
+)
+def test_bad_preface_beside_http1_is_http2s_to_refuse(serve: Serve, preface: bytes):
+    """Beside HTTP/1.1 (the default), bytes that are neither the HTTP/2
+    preface nor an HTTP/1.x request line (h2spec 3.5/2 sends ``INVALID
+    CONNECTION PREFACE``) are an invalid HTTP/2 preface: GOAWAY
+    PROTOCOL_ERROR, no ``HTTP/1.1 400``.  (Before: a 400.)"""
     server = serve()
     client = RawClient(server.address)
-    client.send(PREFACE[:20] + b"XXXX" + SettingsFrame(0).serialize())
+    client.send(preface + SettingsFrame(0).serialize())
+    goaway = client.goaway()
+    assert ErrorCode(goaway.error_code) == ErrorCode.PROTOCOL_ERROR
     client.wait_closed()
-    assert bytes(client._buf).startswith(b"HTTP/1.1 400 ")
+    assert not bytes(client._buf).startswith(b"HTTP/")
     assert served(server.address)
+
+
+@pytest.mark.parametrize(
+    ("data", "decision"),
+    [
+        (b"", None),
+        (PREFACE[:10], None),
+        (PREFACE, True),
+        (PREFACE[:20] + b"XXXX", True),
+        (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", False),
+        (b"\r\nPOST /x HTTP/1.0\r\n", False),
+        (b"GET / HTTP/2.0\r\n", False),  # HTTP/1.1's to refuse (505)
+        (b"GET / HT", None),
+        (b"INVALID CONNECTION PREFACE\r\n", True),
+        (b"GET /\r\n", True),  # HTTP/0.9
+        (b"\x00\x00\x12\x04", True),  # binary: no line end needed
+        (b"GET /" + b"a" * 100, False),  # longer than a line may wait
+    ],
+)
+def test_speaks_http2(data: bytes, decision: Optional[bool]):
+    assert speaks_http2(data, 64) is decision
 
 
 @pytest.mark.parametrize("http1", [True, False])
