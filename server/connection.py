@@ -66,6 +66,9 @@ class Connection(asyncio.BufferedProtocol):
     _busy: bool
     _closed: bool
     _timer: Optional[asyncio.TimerHandle]
+    #: Coroutine handlers (ASGI apps) running: a stream reset under one does
+    #: not stop it, so HTTP2Protocol refuses new streams past a bound.
+    _tasks = 0
 
     # Reads go into the server's one buffer (reads are never interleaved in a
     # loop): a plain Protocol would get a fresh 256 KiB bytes per read, which
@@ -163,12 +166,17 @@ class Connection(asyncio.BufferedProtocol):
             result = method(*args)
             if result is not None and asyncio.iscoroutine(result):
                 task = self._loop.create_task(self._run(handler, result))
+                self._tasks += 1
+                task.add_done_callback(self._task_done)
                 if handler._task is None or handler._task.done():
                     handler._task = task
             return True
         except Exception:  # noqa: BLE001 - logged by _handler_failed
             self._handler_failed(handler)
             return False
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks -= 1
 
     async def _run(self, handler: BaseRequestHandler, coro: Any) -> None:
         try:
