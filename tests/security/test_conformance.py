@@ -181,6 +181,18 @@ CASES = {
     "DATA on a half-closed (remote) stream (made a connection error)": Case(
         headers(1, NEVER) + raw_frame(DATA, 0, 1, b"x"), "GOAWAY", SC
     ),
+    # ---- closed streams (5.1): RFC 9218 scheduling keeps no closed streams in
+    # libnghttp2; the session's own record answers (before: ignored)
+    "DATA after the client's RST_STREAM": Case(
+        headers(1, NEVER, False) + raw_frame(RST_STREAM, 0, 1, bytes(4)) + raw_frame(DATA, 0, 1),
+        "GOAWAY",
+        SC,
+    ),
+    "HEADERS after the client's RST_STREAM": Case(
+        headers(1, NEVER, False) + raw_frame(RST_STREAM, 0, 1, bytes(4)) + headers(1, GET),
+        "GOAWAY",
+        SC,
+    ),
     "decreasing stream id (5.1.1)": Case(headers(3, req(b"/never")) + headers(1, GET), "GOAWAY", P),
     # ---- header blocks (6.10, 4.3)
     "CONTINUATION without HEADERS": Case(
@@ -303,6 +315,40 @@ def test_conformance(serve: Serve, name: str):
         assert not [f for f in client.frames if f.stream_id == 1]
     bystander.send(headers(1, GET))
     assert bystander.response(1) == (200, b"hello")
+
+
+@pytest.mark.parametrize("frame", ["DATA", "HEADERS"])
+def test_frames_on_a_stream_closed_by_end_stream(serve: Serve, frame: str):
+    """RFC 9113 5.1 (h2spec 5.1/11, 5.1/12): after the client's END_STREAM
+    and the answer, DATA or HEADERS on the stream is a connection error
+    STREAM_CLOSED (before: ignored, the client left waiting)."""
+    server = serve()
+    client = RawClient(server.address)
+    client.handshake()
+    client.send(headers(1, GET))
+    assert client.response(1) == (200, b"hello")
+    client.send(raw_frame(DATA, END_STREAM, 1, b"x") if frame == "DATA" else headers(1, GET))
+    goaway = client.goaway()
+    assert ErrorCode(goaway.error_code) == ErrorCode.STREAM_CLOSED
+    client.wait_closed()
+    assert served(server.address)
+
+
+def test_frames_in_flight_on_a_stream_the_server_reset_are_ignored(serve: Serve):
+    """A stream the server reset while the client was still sending may get
+    the client's frames in flight: ignored (RFC 9113 5.1), the connection
+    stays."""
+    server = serve()
+    client = RawClient(server.address)
+    client.handshake()
+    client.send(
+        headers(1, POST + [(b"content-length", b"1")], False) + raw_frame(DATA, 0, 1, b"xx")
+    )
+    assert ErrorCode(client.rst(1).error_code) == ErrorCode.PROTOCOL_ERROR
+    client.send(raw_frame(DATA, END_STREAM, 1, b"x"))
+    client.send(headers(3, GET))
+    assert client.response(3) == (200, b"hello")
+    assert client.open() and not client.goaways()
 
 
 # ---- the preface (3.4) --------------------------------------------------------------
