@@ -95,7 +95,7 @@ mkdir -p "$src"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git ls-files -z --cached --others --exclude-standard \
         | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-        | xargs -0 cp --parents -t "$src"
+        | xargs -0 cp -P --parents -t "$src"
 else
     tar -cf - --exclude=./build --exclude='./.venv*' --exclude='*.so' . | tar -xf - -C "$src"
 fi
