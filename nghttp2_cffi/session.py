@@ -174,7 +174,12 @@ class Session:
     rate_per_second)``: a token bucket for frames that cost work and carry
     none — PING, SETTINGS, PRIORITY, empty DATA, WINDOW_UPDATEs under 1 KiB,
     invalid frames, and RST_STREAM where libnghttp2 has no Rapid Reset limit;
-    empty, it ends the session with ENHANCE_YOUR_CALM).  Both raise
+    streams libnghttp2 resets because of the peer, whose request events of
+    the same read are then dropped; part of a token for DATA frames under 256
+    bytes that do not end their stream; empty, it ends the session with
+    ENHANCE_YOUR_CALM).  A server session also remembers its peer's latest
+    2,048 stream ids: DATA or HEADERS on one the peer closed is a connection
+    error STREAM_CLOSED, HEADERS on a lower unused one PROTOCOL_ERROR.  Both raise
     :class:`~nghttp2_cffi.errors.FloodedError` from :meth:`receive_data`.
     ``window_update_events=False`` drops :class:`WindowUpdated` events, which
     a server rarely needs.
