@@ -931,6 +931,9 @@ static n2c_ssize n2c_feed_frames(n2c_session *s, const uint8_t *in,
                                  size_t inlen) {
   const uint8_t *p = in, *end = in + inlen;
   n2c_ssize rv;
+  if (!nghttp2_session_want_read(s->session)) {
+    return (n2c_ssize)inlen; /* ending: nghttp2 would ignore it all */
+  }
   while (p < end) {
     size_t n, avail = (size_t)(end - p);
     if (s->fr_skip) {
