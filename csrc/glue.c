@@ -523,6 +523,11 @@ static int n2c_peer_fault(n2c_session *s, int32_t sid) {
       if (e[1] == sid &&
           (e[0] == N2C_EV_DATA || e[0] == N2C_EV_HEADERS ||
            e[0] == N2C_EV_PRIORITY)) {
+        if (e[0] == N2C_EV_DATA && e[5] > 0) {
+          /* Nobody will see these bytes to consume them: the connection's
+           * window opens here (fails harmlessly with auto window updates). */
+          nghttp2_session_consume_connection(s->session, (size_t)e[5]);
+        }
         e[0] = N2C_EV_NONE;
       }
     }

@@ -24,7 +24,7 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from hyperframe.frame import PingFrame, RstStreamFrame
+from hyperframe.frame import GoAwayFrame, PingFrame, RstStreamFrame
 from security_handlers import Handler
 from security_support import (
     TIMEOUT,
@@ -32,13 +32,15 @@ from security_support import (
     ThreadServer,
     fetch,
     flood,
+    parse_frames,
     raw_frame,
     served,
 )
 from test_floods import frames_until_flooded, goaway_of, server_session
 
 from nghttp2.server.asgi import ASGIServer
-from nghttp2_cffi import ErrorCode, RequestReceived
+from nghttp2.server.limits import Limits
+from nghttp2_cffi import DataReceived, ErrorCode, RequestReceived
 
 HEADERS, DATA = 0x1, 0x0
 END_STREAM, END_HEADERS = 0x1, 0x4
@@ -141,6 +143,40 @@ def test_session_counts_the_resets_it_makes(name: str):
         assert requests == 0  # reset in the read that brought it: never seen
     else:
         assert accepted <= requests <= accepted + 1
+
+
+def test_flow_control_resets_count_too():
+    """A stream whose DATA overruns its window (RST_STREAM FLOW_CONTROL_ERROR)
+    counts like the others (a 100-byte window here, to keep it small)."""
+    session = server_session(Limits(initial_window_size=100))
+    get = _block(
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"a")]
+    )
+
+    def unit(i: int) -> bytes:
+        return _headers(_sid(i), get) + _data(_sid(i), b"x" * 200, True)
+
+    accepted, error, _ = frames_until_flooded(session, b"", unit, BUDGET)
+    assert error is not None and error.error_code == ErrorCode.ENHANCE_YOUR_CALM
+    assert 990 <= accepted <= 1100
+
+
+def test_dropped_body_bytes_still_open_the_connection_window():
+    """The body bytes of a request dropped with its events are consumed for
+    the connection by the session (the server consumes what it is shown):
+    20 of them, 16,000 bytes each, do not use up the 65,535-byte window."""
+    session = server_session()
+    for i in range(20):
+        sid = _sid(i)
+        events = session.receive_data(
+            _headers(sid, _post(100_000)) + _data(sid, b"x" * 16_000, True)
+        )
+        assert not [e for e in events if isinstance(e, (RequestReceived, DataReceived))]
+        session.data_to_send()
+    events = session.receive_data(_headers(41, _post(16_000)) + _data(41, b"y" * 16_000, True))
+    assert sum(len(e.data) for e in events if isinstance(e, DataReceived)) == 16_000
+    assert session.want_read
+    assert not [f for f in parse_frames(session.data_to_send()) if isinstance(f, GoAwayFrame)]
 
 
 def test_request_events_of_a_reset_stream_are_dropped_but_others_kept():
