@@ -66,7 +66,8 @@ class Connection(asyncio.BufferedProtocol):
     _busy: bool
     _closed: bool
     _timer: Optional[asyncio.TimerHandle]
-    #: Coroutine handlers (ASGI apps) running: a stream reset under one does
+    #: Coroutine handlers (ASGI apps) running (counted from their first step:
+    #: one cancelled before it never runs): a stream reset under one does
     #: not stop it, so HTTP2Protocol refuses new streams past a bound.
     _tasks = 0
 
@@ -166,8 +167,6 @@ class Connection(asyncio.BufferedProtocol):
             result = method(*args)
             if result is not None and asyncio.iscoroutine(result):
                 task = self._loop.create_task(self._run(handler, result))
-                self._tasks += 1
-                task.add_done_callback(self._task_done)
                 if handler._task is None or handler._task.done():
                     handler._task = task
             return True
@@ -175,16 +174,16 @@ class Connection(asyncio.BufferedProtocol):
             self._handler_failed(handler)
             return False
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks -= 1
-
     async def _run(self, handler: BaseRequestHandler, coro: Any) -> None:
+        self._tasks += 1
         try:
             await coro
         except (asyncio.CancelledError, ClientDisconnected):
             pass
         except Exception:  # noqa: BLE001 - logged by _handler_failed
             self._handler_failed(handler)
+        finally:
+            self._tasks -= 1
         inbox = handler._inbox
         if inbox is not None and not inbox.done:
             # A coroutine on_headers returned (answered, failed) without
