@@ -116,7 +116,7 @@ typedef struct {
   size_t fr_hd_len;
   size_t fr_left;       /* payload bytes of the current frame to come */
   int32_t data_sid;     /* a DATA frame nghttp2 began and did not receive */
-  int32_t batch_min_sid; /* lowest stream the peer opened in this n2c_recv */
+  int32_t batch_min_sid; /* first request HEADERS event of this n2c_recv */
   int32_t rst_sid;      /* the stream of the last RST_STREAM received */
   /* The peer's streams (server side): the highest id it opened, and for the
    * N2C_SID_WINDOW ids below it which were used and which closed in a way
@@ -605,9 +605,6 @@ static void n2c_open_peer_stream(n2c_session *s, int32_t sid) {
   }
   N2C_BIT_SET(s->sid_used, N2C_SID_BIT(sid));
   s->peer_max_sid = sid;
-  if (s->batch_min_sid == 0) {
-    s->batch_min_sid = sid;
-  }
 }
 
 /* A frame's header, before nghttp2 sees the frame.  Returns nonzero when the
@@ -708,6 +705,9 @@ static int n2c_on_frame_recv(nghttp2_session *session,
   (void)session;
   switch (frame->hd.type) {
   case NGHTTP2_HEADERS:
+    if (s->batch_min_sid == 0 && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      s->batch_min_sid = sid;
+    }
     return n2c_headers_event(s, N2C_EV_HEADERS, sid, frame->headers.cat,
                              end_stream);
   case NGHTTP2_DATA:

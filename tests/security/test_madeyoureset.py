@@ -179,6 +179,18 @@ def test_dropped_body_bytes_still_open_the_connection_window():
     assert not [f for f in parse_frames(session.data_to_send()) if isinstance(f, GoAwayFrame)]
 
 
+def test_request_whose_header_block_spans_reads_is_dropped_too():
+    """HEADERS in one read, its CONTINUATION and the too-long DATA in the
+    next: the request is known complete in the read that resets it."""
+    session = server_session()
+    block = _post(1)
+    assert not session.receive_data(raw_frame(HEADERS, 0, 1, block[:10]))
+    events = session.receive_data(
+        raw_frame(0x9, END_HEADERS, 1, block[10:]) + _data(1, b"xx", True)
+    )
+    assert not [e for e in events if isinstance(e, (RequestReceived, DataReceived))]
+
+
 def test_request_events_of_a_reset_stream_are_dropped_but_others_kept():
     """One read: a good request, a too-long one, a good one.  Only the good
     ones come out as events."""
