@@ -91,6 +91,9 @@ log = logging.getLogger("nghttp2.server")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
+# Bytes of a first line without its end that still wait for the decision;
+# past them it is HTTP/1.1's (a long request line is served as before).
+SNIFF_LIMIT = 1024
 _NOT_IN_REQUEST_LINE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -288,7 +291,7 @@ class HTTP11Protocol(Connection):
     def data_received(self, data: bytes) -> None:
         if self._sniff is not None:
             data = self._sniff + data
-            h2 = speaks_http2(data, self.limits.max_header_list_size)
+            h2 = speaks_http2(data, SNIFF_LIMIT)
             if h2 is None:
                 self._sniff = data
                 return
