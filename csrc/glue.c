@@ -41,6 +41,9 @@
  * field (only where nghttp2 cannot be asked for the stream's priority),
  * a=1 from a PRIORITY_UPDATE frame; c=off d=len. */
 #define N2C_EV_PRIORITY 12
+/* An event dropped after it was queued (a request the server resets before
+ * Python saw it): Python skips it. */
+#define N2C_EV_NONE 0
 
 #define N2C_BODY_NONE 0
 #define N2C_BODY_PROVIDER 1
@@ -75,6 +78,11 @@ typedef struct n2c_stream {
   n2c_chunk inline_chunks[N2C_INLINE_CHUNKS];
 } n2c_stream;
 
+/* How many of the peer's latest streams the closed-stream record covers
+ * (RFC 9113 section 5.1): 2,048, in two bitmaps of 256 bytes each. */
+#define N2C_SID_WINDOW 2048
+#define N2C_SID_WORDS (N2C_SID_WINDOW / 64)
+
 typedef struct {
   int64_t *ev;
   size_t ev_len, ev_cap;
@@ -101,6 +109,21 @@ typedef struct {
   size_t continuations;   /* of the header block being received */
   int quiet_window_updates; /* no WINDOW_UPDATE events */
   int flooded;
+  int server;
+  /* n2c_recv hands nghttp2 one frame at a time: where the input stands. */
+  size_t fr_skip;       /* bytes of the client connection preface to come */
+  uint8_t fr_hd[9];     /* the next frame's header, as far as it came */
+  size_t fr_hd_len;
+  size_t fr_left;       /* payload bytes of the current frame to come */
+  int32_t data_sid;     /* a DATA frame nghttp2 began and did not receive */
+  int32_t batch_min_sid; /* first request HEADERS event of this n2c_recv */
+  int32_t rst_sid;      /* the stream of the last RST_STREAM received */
+  /* The peer's streams (server side): the highest id it opened, and for the
+   * N2C_SID_WINDOW ids below it which were used and which closed in a way
+   * that makes a later DATA or HEADERS on them a connection error. */
+  int32_t peer_max_sid;
+  uint64_t sid_used[N2C_SID_WORDS];
+  uint64_t sid_closed[N2C_SID_WORDS];
 } n2c_session;
 
 typedef struct {
@@ -447,9 +470,10 @@ static int64_t n2c_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One frame that costs work and carries none.  Returns nonzero once the
- * bucket is empty: the session is then flooded. */
-static int n2c_glitch(n2c_session *s) {
+/* A frame that costs work and carries little: `milli` thousandths of a
+ * token.  Returns nonzero once the bucket is empty: the session is then
+ * flooded. */
+static int n2c_glitch_cost(n2c_session *s, int64_t milli) {
   int64_t now;
   if (s->glitch_burst == 0) {
     return 0;
@@ -460,7 +484,7 @@ static int n2c_glitch(n2c_session *s) {
     s->glitch_tokens = s->glitch_burst;
   }
   s->glitch_ms = now;
-  s->glitch_tokens -= 1000;
+  s->glitch_tokens -= milli;
   if (s->glitch_tokens < 0) {
     s->flooded = 1;
     return 1;
@@ -468,29 +492,160 @@ static int n2c_glitch(n2c_session *s) {
   return 0;
 }
 
+/* One frame that costs work and carries none: a whole token. */
+static int n2c_glitch(n2c_session *s) { return n2c_glitch_cost(s, 1000); }
+
+/* A DATA frame that does not end its stream and carries fewer bytes than
+ * this costs (N2C_TINY_DATA - length) / 8 thousandths of a token: 1,000,000
+ * one-byte frames (6.7 s of server CPU) end after ~32,000 of them, while a
+ * stream of small messages may send ~3,000 a second without end, more the
+ * larger they are; 256 is where h2 (hyper, granian) draws the line too.
+ * Full-size frames and every stream's last frame cost nothing. */
+#define N2C_TINY_DATA 256
+
+/* The request of `sid` will not be answered: nghttp2 resets it because of
+ * the peer (CVE-2025-8671, MadeYouReset).  It counts as a glitch, and its
+ * events of this n2c_recv are dropped, so that no handler starts for it.
+ * Scanning back stops at its request HEADERS, or at an earlier stream's,
+ * before which its own cannot be. */
+static int n2c_peer_fault(n2c_session *s, int32_t sid) {
+  size_t i;
+  if (sid >= s->batch_min_sid && s->batch_min_sid > 0) {
+    for (i = s->ev_len; i >= N2C_EV_WORDS; i -= N2C_EV_WORDS) {
+      int64_t *e = s->ev + i - N2C_EV_WORDS;
+      if (e[0] == N2C_EV_HEADERS && e[2] == NGHTTP2_HCAT_REQUEST &&
+          e[1] <= sid) {
+        if (e[1] == sid) {
+          e[0] = N2C_EV_NONE;
+        }
+        break;
+      }
+      if (e[1] == sid &&
+          (e[0] == N2C_EV_DATA || e[0] == N2C_EV_HEADERS ||
+           e[0] == N2C_EV_PRIORITY)) {
+        if (e[0] == N2C_EV_DATA && e[5] > 0) {
+          /* Nobody will see these bytes to consume them: the connection's
+           * window opens here (fails harmlessly with auto window updates). */
+          nghttp2_session_consume_connection(s->session, (size_t)e[5]);
+        }
+        e[0] = N2C_EV_NONE;
+      }
+    }
+  }
+  return n2c_glitch(s);
+}
+
 #if !N2C_HAS_MAX_CONTINUATIONS
 /* libnghttp2 without nghttp2_option_set_max_continuations: count them here. */
 #define N2C_MAX_CONTINUATIONS 8
+#endif
+
 static int n2c_on_begin_frame(nghttp2_session *session,
                               const nghttp2_frame_hd *hd, void *user_data) {
   n2c_session *s = user_data;
   (void)session;
+  /* Called for DATA only when nghttp2 will read it: its stream is open. */
+  if (hd->type == NGHTTP2_DATA) {
+    s->data_sid = hd->stream_id;
+  }
+#if !N2C_HAS_MAX_CONTINUATIONS
   if (hd->type == NGHTTP2_CONTINUATION &&
       ++s->continuations > N2C_MAX_CONTINUATIONS) {
     s->flooded = 1;
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
+#endif
   return 0;
 }
-#endif
 
 static int n2c_on_invalid_frame_recv(nghttp2_session *session,
                                      const nghttp2_frame *frame,
                                      int lib_error_code, void *user_data) {
+  n2c_session *s = user_data;
   (void)session;
-  (void)frame;
   (void)lib_error_code;
-  return n2c_glitch(user_data) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+  /* Malformed requests and trailers (nghttp2 resets the stream). */
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->hd.stream_id != 0) {
+    return n2c_peer_fault(s, frame->hd.stream_id)
+               ? NGHTTP2_ERR_CALLBACK_FAILURE
+               : 0;
+  }
+  return n2c_glitch(s) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+/* ---- the peer's closed streams (RFC 9113 section 5.1) -------------------- */
+
+/* With SETTINGS_NO_RFC7540_PRIORITIES libnghttp2 forgets a stream once it
+ * closes and ignores what comes on it after.  The session keeps, for the
+ * peer's latest N2C_SID_WINDOW streams, which ids were used and which closed
+ * after the peer's END_STREAM or RST_STREAM; a stream the server reset while
+ * the peer was still sending may get frames in flight, which stay ignored. */
+#define N2C_SID_BIT(sid) (((uint32_t)(sid) >> 1) % N2C_SID_WINDOW)
+#define N2C_BIT_GET(map, k) (((map)[(k) / 64] >> ((k) % 64)) & 1)
+#define N2C_BIT_SET(map, k) ((map)[(k) / 64] |= (uint64_t)1 << ((k) % 64))
+#define N2C_BIT_CLEAR(map, k) ((map)[(k) / 64] &= ~((uint64_t)1 << ((k) % 64)))
+
+static int n2c_peer_stream(const n2c_session *s, int32_t sid) {
+  return s->server && (sid & 1) && sid <= s->peer_max_sid &&
+         (uint32_t)(s->peer_max_sid - sid) < 2 * N2C_SID_WINDOW;
+}
+
+/* The peer opens `sid`, above any it opened before. */
+static void n2c_open_peer_stream(n2c_session *s, int32_t sid) {
+  uint32_t n = ((uint32_t)(sid - s->peer_max_sid)) >> 1, k;
+  if (n >= N2C_SID_WINDOW) {
+    memset(s->sid_used, 0, sizeof(s->sid_used));
+    memset(s->sid_closed, 0, sizeof(s->sid_closed));
+  } else {
+    for (k = 1; k <= n; ++k) {
+      uint32_t b = N2C_SID_BIT(s->peer_max_sid + 2 * (int32_t)k);
+      N2C_BIT_CLEAR(s->sid_used, b);
+      N2C_BIT_CLEAR(s->sid_closed, b);
+    }
+  }
+  N2C_BIT_SET(s->sid_used, N2C_SID_BIT(sid));
+  s->peer_max_sid = sid;
+}
+
+/* A frame's header, before nghttp2 sees the frame.  Returns nonzero when the
+ * session ends here (flooded, or terminated with the error RFC 9113 asks). */
+static int n2c_check_frame(n2c_session *s, uint8_t type, uint8_t flags,
+                           int32_t sid, size_t length) {
+  nghttp2_stream *stream;
+  uint32_t b, code;
+  if (type == NGHTTP2_DATA && length > 0 && length < N2C_TINY_DATA &&
+      !(flags & NGHTTP2_FLAG_END_STREAM) &&
+      n2c_glitch_cost(s, (int64_t)(N2C_TINY_DATA - length) >> 3)) {
+    return 1;
+  }
+  if (!s->server || !(sid & 1) ||
+      (type != NGHTTP2_HEADERS && type != NGHTTP2_DATA)) {
+    return 0;
+  }
+  if (sid > s->peer_max_sid) {
+    if (type == NGHTTP2_HEADERS) {
+      n2c_open_peer_stream(s, sid);
+    }
+    return 0; /* DATA on an idle stream: nghttp2's PROTOCOL_ERROR */
+  }
+  stream = nghttp2_session_find_stream(s->session, sid);
+  if ((stream != NULL &&
+       nghttp2_stream_get_state(stream) != NGHTTP2_STREAM_STATE_CLOSED) ||
+      !n2c_peer_stream(s, sid)) {
+    return 0; /* open (nghttp2's rules), or too old to know */
+  }
+  b = N2C_SID_BIT(sid);
+  if (!N2C_BIT_GET(s->sid_used, b)) {
+    /* A lower id never used (section 5.1.1): closed without a word. */
+    code = type == NGHTTP2_HEADERS ? NGHTTP2_PROTOCOL_ERROR
+                                   : NGHTTP2_STREAM_CLOSED;
+  } else if (N2C_BIT_GET(s->sid_closed, b)) {
+    code = NGHTTP2_STREAM_CLOSED;
+  } else {
+    return 0;
+  }
+  nghttp2_session_terminate_session(s->session, code);
+  return 1;
 }
 
 static int n2c_on_header(nghttp2_session *session, const nghttp2_frame *frame,
@@ -550,9 +705,13 @@ static int n2c_on_frame_recv(nghttp2_session *session,
   (void)session;
   switch (frame->hd.type) {
   case NGHTTP2_HEADERS:
+    if (s->batch_min_sid == 0 && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      s->batch_min_sid = sid;
+    }
     return n2c_headers_event(s, N2C_EV_HEADERS, sid, frame->headers.cat,
                              end_stream);
   case NGHTTP2_DATA:
+    s->data_sid = 0;
     if (!end_stream) {
       /* An empty DATA frame that does not end the stream: CVE-2019-9518. */
       if (frame->hd.length == 0 && n2c_glitch(s)) {
@@ -579,6 +738,7 @@ static int n2c_on_frame_recv(nghttp2_session *session,
     if (n2c_glitch(s)) {
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
+    s->rst_sid = sid; /* nghttp2 closes the stream next */
     return n2c_event(s, N2C_EV_RST_STREAM, sid, frame->rst_stream.error_code,
                      0, 0, 0);
   case NGHTTP2_PRIORITY:
@@ -674,6 +834,11 @@ static int n2c_on_stream_close(nghttp2_session *session, int32_t stream_id,
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     n2c_stream_free(st);
   }
+  if (n2c_peer_stream(s, stream_id) &&
+      (stream_id == s->rst_sid ||
+       nghttp2_session_get_stream_remote_close(session, stream_id) == 1)) {
+    N2C_BIT_SET(s->sid_closed, N2C_SID_BIT(stream_id));
+  }
   return n2c_event(s, N2C_EV_STREAM_CLOSED, stream_id, error_code, 0, 0, 0);
 }
 
@@ -689,6 +854,8 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
     return NULL;
   }
   s->streams.next = s->streams.prev = &s->streams;
+  s->server = server;
+  s->fr_skip = server ? 24 : 0; /* the client connection preface */
   /* Allocated up front so that Python never sees a NULL buffer. */
   if (n2c_reserve((void **)&s->ev, &s->ev_cap, 16 * N2C_EV_WORDS,
                   sizeof(int64_t)) != 0 ||
@@ -715,10 +882,8 @@ n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv) {
   nghttp2_session_callbacks_set_send_data_callback(cbs, n2c_send_data);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
       cbs, n2c_on_invalid_frame_recv);
-#if !N2C_HAS_MAX_CONTINUATIONS
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs,
                                                         n2c_on_begin_frame);
-#endif
   if (server) {
     *rv = nghttp2_session_server_new2(&s->session, cbs, s, option);
   } else {
@@ -764,6 +929,68 @@ static ssize_t n2c_result(n2c_session *s, size_t count) {
   return r;
 }
 
+/* nghttp2_session_mem_recv, one frame at a time: each frame's header is
+ * checked before nghttp2 sees the frame (n2c_check_frame), and a DATA frame
+ * nghttp2 began but did not receive is known the moment it ends. */
+static n2c_ssize n2c_feed_frames(n2c_session *s, const uint8_t *in,
+                                 size_t inlen) {
+  const uint8_t *p = in, *end = in + inlen;
+  n2c_ssize rv;
+  if (!nghttp2_session_want_read(s->session)) {
+    return (n2c_ssize)inlen; /* ending: nghttp2 would ignore it all */
+  }
+  while (p < end) {
+    size_t n, avail = (size_t)(end - p);
+    if (s->fr_skip) {
+      n = s->fr_skip < avail ? s->fr_skip : avail;
+      s->fr_skip -= n;
+    } else if (s->fr_left) {
+      n = s->fr_left < avail ? s->fr_left : avail;
+      s->fr_left -= n;
+    } else {
+      const uint8_t *h = s->fr_hd;
+      size_t take = 9 - s->fr_hd_len;
+      if (take > avail) {
+        take = avail;
+      }
+      memcpy(s->fr_hd + s->fr_hd_len, p, take);
+      s->fr_hd_len += take;
+      n = take;
+      if (s->fr_hd_len == 9) {
+        size_t length = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+        int32_t sid = (int32_t)((((uint32_t)h[5] & 0x7f) << 24) |
+                                ((uint32_t)h[6] << 16) |
+                                ((uint32_t)h[7] << 8) | h[8]);
+        s->fr_hd_len = 0;
+        if (n2c_check_frame(s, h[3], h[4], sid, length)) {
+          return (n2c_ssize)inlen; /* the session ends: ignore the rest */
+        }
+        s->fr_left = length;
+        avail -= take;
+        n += length < avail ? length : avail;
+        s->fr_left -= n - take;
+      }
+    }
+#if N2C_HAS_SSIZE_API
+    rv = nghttp2_session_mem_recv2(s->session, p, n);
+#else
+    rv = nghttp2_session_mem_recv(s->session, p, n);
+#endif
+    if (rv < 0) {
+      return rv;
+    }
+    p += n;
+    if (s->data_sid && s->fr_left == 0 && s->fr_hd_len == 0) {
+      int32_t sid = s->data_sid;
+      s->data_sid = 0;
+      if (n2c_peer_fault(s, sid)) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+  }
+  return (n2c_ssize)inlen;
+}
+
 ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
   n2c_ssize rv;
   s->ev_len = 0;
@@ -777,11 +1004,8 @@ ssize_t n2c_recv(n2c_session *s, const char *in, size_t inlen) {
   }
   s->in = (const uint8_t *)in;
   s->in_len = inlen;
-#if N2C_HAS_SSIZE_API
-  rv = nghttp2_session_mem_recv2(s->session, (const uint8_t *)in, inlen);
-#else
-  rv = nghttp2_session_mem_recv(s->session, (const uint8_t *)in, inlen);
-#endif
+  s->batch_min_sid = 0;
+  rv = n2c_feed_frames(s, (const uint8_t *)in, inlen);
   s->in = NULL;
   s->in_len = 0;
   if (s->flooded) {

@@ -173,6 +173,20 @@ class Session:
     The options used to be keywords of this constructor; they still are, with
     a DeprecationWarning, until 0.2, starting from the same safe defaults.
 
+    Defences of our own, in the C glue (their bounds are :class:`SessionConfig`
+    fields): a received header block over ``max_header_list_size`` ends the
+    session with ENHANCE_YOUR_CALM (HPACK bombs); the glitch bucket counts
+    frames that cost work and carry none (PING, SETTINGS, PRIORITY, empty
+    DATA, WINDOW_UPDATEs under 1 KiB, invalid frames, RST_STREAM where
+    libnghttp2 has no Rapid Reset limit), streams libnghttp2 resets because of
+    the peer (whose request events of the same read are then dropped), and part
+    of a token for DATA frames under 256 bytes that do not end their stream;
+    empty, it ends the session with ENHANCE_YOUR_CALM.  A server session also
+    remembers its peer's latest 2,048 stream ids: DATA or HEADERS on one the
+    peer closed is a connection error STREAM_CLOSED, HEADERS on a lower unused
+    one PROTOCOL_ERROR.  Both raise :class:`~nghttp2_cffi.errors.FloodedError`
+    from :meth:`receive_data`.
+
     Priorities (RFC 9218): a server that announces
     ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` in its ``settings`` sends the responses
     of the most urgent streams first, as clients ask with ``priority`` header

@@ -66,6 +66,10 @@ class Connection(asyncio.BufferedProtocol):
     _busy: bool
     _closed: bool
     _timer: Optional[asyncio.TimerHandle]
+    #: Coroutine handlers (ASGI apps) running (counted from their first step:
+    #: one cancelled before it never runs): a stream reset under one does
+    #: not stop it, so HTTP2Protocol refuses new streams past a bound.
+    _tasks = 0
 
     # Reads go into the server's one buffer (reads are never interleaved in a
     # loop): a plain Protocol would get a fresh 256 KiB bytes per read, which
@@ -171,12 +175,15 @@ class Connection(asyncio.BufferedProtocol):
             return False
 
     async def _run(self, handler: BaseRequestHandler, coro: Any) -> None:
+        self._tasks += 1
         try:
             await coro
         except (asyncio.CancelledError, ClientDisconnected):
             pass
         except Exception:  # noqa: BLE001 - logged by _handler_failed
             self._handler_failed(handler)
+        finally:
+            self._tasks -= 1
         inbox = handler._inbox
         if inbox is not None and not inbox.done:
             # A coroutine on_headers returned (answered, failed) without

@@ -90,6 +90,37 @@ log = logging.getLogger("nghttp2.server")
 
 #: The HTTP/2 client connection preface (RFC 9113 section 3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+# Bytes of a first line without its end that still wait for the decision;
+# past them it is HTTP/1.1's (a long request line is served as before).
+SNIFF_LIMIT = 1024
+_NOT_IN_REQUEST_LINE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def speaks_http2(data: bytes, max_line: int) -> Optional[bool]:
+    """Which protocol the first bytes of a cleartext connection speak: True
+    for HTTP/2 (its preface, or anything that is not an HTTP/1.x request:
+    nghttp2 then answers an invalid preface with GOAWAY PROTOCOL_ERROR, as
+    RFC 9113 section 3.4 asks), False for HTTP/1.1, None while undecided.
+
+    A request line ends in ``HTTP/`` and a version (``GET / HTTP/2.0`` stays
+    HTTP/1.1's to refuse); bytes that begin like the preface are HTTP/2's.
+    Up to ``max_line`` bytes wait for the line's end; more go to HTTP/1.1.
+    """
+    head = data[:24]
+    if PREFACE.startswith(head) or head.startswith(PREFACE[:14]):
+        return None if len(data) < 24 else True
+    start = len(data) - len(data.lstrip(b"\r\n"))  # RFC 9112 2.2: leading CRLFs
+    end = data.find(b"\n", start)
+    if _NOT_IN_REQUEST_LINE.search(data, start, len(data) if end < 0 else end):
+        return True  # binary: no request line
+    if end < 0:
+        return None if len(data) <= max_line else False
+    version = data[start:end].rstrip(b"\r").rpartition(b" ")[2]
+    return not version.startswith(b"HTTP/")
+
+
 #: Bytes asked of a body generator at a time (an HTTP/2 DATA frame's worth).
 GENERATOR_CHUNK = 16384
 
@@ -264,10 +295,11 @@ class HTTP11Protocol(Connection):
     def data_received(self, data: bytes) -> None:
         if self._sniff is not None:
             data = self._sniff + data
-            if PREFACE.startswith(data[:24]):
-                if len(data) < len(PREFACE):
-                    self._sniff = data
-                    return
+            h2 = speaks_http2(data, SNIFF_LIMIT)
+            if h2 is None:
+                self._sniff = data
+                return
+            if h2:
                 self._hand_over(HTTP2Protocol(self.server), data)
                 return
             self._sniff = None

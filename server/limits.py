@@ -58,9 +58,12 @@ class Limits:
     #: may keep a response's flow-control window shut (then RST_STREAM CANCEL).
     response_timeout: Optional[float] = 60.0
     #: Frames that cost the server work but carry none (PING, SETTINGS,
-    #: PRIORITY, empty DATA, RST_STREAM, tiny WINDOW_UPDATEs...): a token bucket of
+    #: PRIORITY, empty DATA, RST_STREAM, tiny WINDOW_UPDATEs...) and streams
+    #: the server resets because of the client (MadeYouReset: a body that
+    #: disagrees with content-length, malformed trailers): a token bucket of
     #: ``glitch_burst`` tokens refilled at ``glitch_rate`` per second; an empty
-    #: bucket closes the connection with ENHANCE_YOUR_CALM.
+    #: bucket closes the connection with ENHANCE_YOUR_CALM.  DATA frames under
+    #: 256 bytes that do not end their stream cost a fraction of a token.
     glitch_burst: int = DEFAULT_GLITCH_LIMIT[0]
     glitch_rate: int = DEFAULT_GLITCH_LIMIT[1]
     #: RST_STREAM frames from a client (Rapid Reset, CVE-2023-44487) count as

@@ -54,6 +54,7 @@ log = logging.getLogger("nghttp2.server")
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
+_REFUSED_STREAM = int(ErrorCode.REFUSED_STREAM)
 
 
 class HTTP2Protocol(Connection):
@@ -237,6 +238,12 @@ class HTTP2Protocol(Connection):
         if lib.nghttp2_session_get_stream_local_close(session.raw, sid) < 0:
             # Reset in the same read that opened it (Rapid Reset does so):
             # no handler, whose answer would fail on the closed stream.
+            return
+        if self._tasks >= 2 * self.limits.max_concurrent_streams:
+            # Handlers still running for streams gone (reset: MadeYouReset
+            # with a slow app) count too: past max_concurrent_streams of
+            # them, new streams are refused.
+            session.reset_stream(sid, _REFUSED_STREAM)
             return
         handler = self.handler_class(self, sid)
         handler._started = handler._progress_at = self._loop.time()

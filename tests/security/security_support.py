@@ -86,7 +86,10 @@ class ThreadServer:
     ``errors``: exceptions that reached the loop's exception handler and
     ERROR records of the ``server`` loggers."""
 
-    def __init__(self, handler_class: type = Handler, **kwargs: Any) -> None:
+    def __init__(
+        self, handler_class: Any = Handler, server_class: type = HTTP2Server, **kwargs: Any
+    ) -> None:
+        self.server_class = server_class  # ASGIServer, with an app for handler_class
         self.errors: List[str] = []
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(self._on_loop_error)
@@ -112,7 +115,7 @@ class ThreadServer:
         asyncio.set_event_loop(self.loop)
 
         async def start() -> None:
-            self.server = HTTP2Server(("127.0.0.1", 0), handler_class, **kwargs)
+            self.server = self.server_class(("127.0.0.1", 0), handler_class, **kwargs)
             await self.server.start()
 
         try:

@@ -28,6 +28,7 @@ from security_support import (
     served,
 )
 
+from nghttp2.server.http11 import speaks_http2
 from nghttp2.server.limits import Limits
 from nghttp2_cffi import ErrorCode
 
@@ -180,9 +181,19 @@ CASES = {
     "DATA on a half-closed (remote) stream (made a connection error)": Case(
         headers(1, NEVER) + raw_frame(DATA, 0, 1, b"x"), "GOAWAY", SC
     ),
-    "decreasing stream id is ignored (RFC: PROTOCOL_ERROR)": Case(
-        headers(3, req(b"/never")) + headers(1, GET), "ignored"
+    # ---- closed streams (5.1): RFC 9218 scheduling keeps no closed streams in
+    # libnghttp2; the session's own record answers (before: ignored)
+    "DATA after the client's RST_STREAM": Case(
+        headers(1, NEVER, False) + raw_frame(RST_STREAM, 0, 1, bytes(4)) + raw_frame(DATA, 0, 1),
+        "GOAWAY",
+        SC,
     ),
+    "HEADERS after the client's RST_STREAM": Case(
+        headers(1, NEVER, False) + raw_frame(RST_STREAM, 0, 1, bytes(4)) + headers(1, GET),
+        "GOAWAY",
+        SC,
+    ),
+    "decreasing stream id (5.1.1)": Case(headers(3, req(b"/never")) + headers(1, GET), "GOAWAY", P),
     # ---- header blocks (6.10, 4.3)
     "CONTINUATION without HEADERS": Case(
         raw_frame(CONTINUATION, END_HEADERS, 1, literal(b"a", b"b")), "GOAWAY", P
@@ -306,6 +317,40 @@ def test_conformance(serve: Serve, name: str):
     assert bystander.response(1) == (200, b"hello")
 
 
+@pytest.mark.parametrize("frame", ["DATA", "HEADERS"])
+def test_frames_on_a_stream_closed_by_end_stream(serve: Serve, frame: str):
+    """RFC 9113 5.1 (h2spec 5.1/11, 5.1/12): after the client's END_STREAM
+    and the answer, DATA or HEADERS on the stream is a connection error
+    STREAM_CLOSED (before: ignored, the client left waiting)."""
+    server = serve()
+    client = RawClient(server.address)
+    client.handshake()
+    client.send(headers(1, GET))
+    assert client.response(1) == (200, b"hello")
+    client.send(raw_frame(DATA, END_STREAM, 1, b"x") if frame == "DATA" else headers(1, GET))
+    goaway = client.goaway()
+    assert ErrorCode(goaway.error_code) == ErrorCode.STREAM_CLOSED
+    client.wait_closed()
+    assert served(server.address)
+
+
+def test_frames_in_flight_on_a_stream_the_server_reset_are_ignored(serve: Serve):
+    """A stream the server reset while the client was still sending may get
+    the client's frames in flight: ignored (RFC 9113 5.1), the connection
+    stays."""
+    server = serve()
+    client = RawClient(server.address)
+    client.handshake()
+    client.send(
+        headers(1, POST + [(b"content-length", b"1")], False) + raw_frame(DATA, 0, 1, b"xx")
+    )
+    assert ErrorCode(client.rst(1).error_code) == ErrorCode.PROTOCOL_ERROR
+    client.send(raw_frame(DATA, END_STREAM, 1, b"x"))
+    client.send(headers(3, GET))
+    assert client.response(3) == (200, b"hello")
+    assert client.open() and not client.goaways()
+
+
 # ---- the preface (3.4) --------------------------------------------------------------
 
 
@@ -320,15 +365,46 @@ def test_bad_preface_http2_only(serve: Serve):
     assert served(server.address)
 
 
-def test_bad_preface_with_http1_is_an_http1_400(serve: Serve):
-    """Beside HTTP/1.1 (the default), bytes that are not the HTTP/2 preface
-    are read as HTTP/1.1: ``PRI * HTTP/2.0`` gone wrong is a 400."""
+@pytest.mark.parametrize(
+    "preface",
+    [PREFACE[:20] + b"XXXX", b"INVALID CONNECTION PREFACE\r\n\r\n", b"\x00\x00\x12\x04\x00" * 6],
+    ids=["PRI gone wrong", "h2spec 3.5/2", "binary"],
+)
+def test_bad_preface_beside_http1_is_http2s_to_refuse(serve: Serve, preface: bytes):
+    """Beside HTTP/1.1 (the default), bytes that are neither the HTTP/2
+    preface nor an HTTP/1.x request line (h2spec 3.5/2 sends ``INVALID
+    CONNECTION PREFACE``) are an invalid HTTP/2 preface: GOAWAY
+    PROTOCOL_ERROR, no ``HTTP/1.1 400``.  (Before: a 400.)"""
     server = serve()
     client = RawClient(server.address)
-    client.send(PREFACE[:20] + b"XXXX" + SettingsFrame(0).serialize())
+    client.send(preface + SettingsFrame(0).serialize())
+    goaway = client.goaway()
+    assert ErrorCode(goaway.error_code) == ErrorCode.PROTOCOL_ERROR
     client.wait_closed()
-    assert bytes(client._buf).startswith(b"HTTP/1.1 400 ")
+    assert not bytes(client._buf).startswith(b"HTTP/")
     assert served(server.address)
+
+
+@pytest.mark.parametrize(
+    ("data", "decision"),
+    [
+        (b"", None),
+        (PREFACE[:10], None),
+        (PREFACE, True),
+        (PREFACE[:20] + b"XXXX", True),
+        (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", False),
+        (b"\r\nPOST /x HTTP/1.0\r\n", False),
+        (b"GET / HTTP/2.0\r\n", False),  # HTTP/1.1's to refuse (505)
+        (b"GET / HT", None),
+        (b"INVALID CONNECTION PREFACE\r\n", True),
+        (b"GET /\r\n", True),  # HTTP/0.9
+        (b"\x00\x00\x12\x04", True),  # binary: no line end needed
+        (b"GET /" + b"a" * 100, False),  # longer than a line may wait
+    ],
+)
+def test_speaks_http2(data: bytes, decision: Optional[bool]):
+    assert speaks_http2(data, 64) is decision
 
 
 @pytest.mark.parametrize("http1", [True, False])
