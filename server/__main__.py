@@ -422,13 +422,13 @@ def _certificate_error(args: argparse.Namespace, exc: ssl.SSLError) -> CommandLi
         if not args.key:
             return CommandLineError(f"--cert {cert}: holds no private key; give it with --key")
         return CommandLineError(f"--key {key}: not a PEM private key")
-    if b"ENCRYPTED" in key_pem and not args.ssl_keyfile_password:
-        return CommandLineError(
-            f"{key_flag} {key}: the key is encrypted; give its --ssl-keyfile-password"
-        )
-    reason = getattr(exc, "reason", None) or str(exc)
-    if reason in ("BAD_DECRYPT", "bad decrypt") or "decrypt" in str(exc).lower():
+    if b"ENCRYPTED" in key_pem:
+        if not args.ssl_keyfile_password:
+            return CommandLineError(
+                f"{key_flag} {key}: the key is encrypted; give its --ssl-keyfile-password"
+            )
         return CommandLineError(f"--ssl-keyfile-password: wrong password for {key}")
+    reason = getattr(exc, "reason", None) or str(exc)
     if reason == "KEY_VALUES_MISMATCH":
         return CommandLineError(f"{key_flag} {key}: not the private key of --cert {cert}")
     return CommandLineError(f"--cert {cert}: {reason}")
@@ -444,6 +444,13 @@ def _tls(args: argparse.Namespace) -> Tuple[Optional[ssl.SSLContext], str, Optio
         _check_file("--cert", args.cert)
         if args.key:
             _check_file("--key", args.key)
+        if b"ENCRYPTED" in _read(args.key or args.cert) and not args.ssl_keyfile_password:
+            # (else OpenSSL would ask for the password on the terminal)
+            key_flag = "--key" if args.key else "--cert"
+            raise CommandLineError(
+                f"{key_flag} {args.key or args.cert}: the key is encrypted; "
+                "give its --ssl-keyfile-password"
+            )
         try:
             context = server_context(args.cert, args.key, args.ssl_keyfile_password)
         except ssl.SSLError as exc:
@@ -545,7 +552,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
             logging.config.fileConfig(path, disable_existing_loggers=False)
     except (ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
         raise CommandLineError(f"--log-config {path}: {exc}") from None
-    except configparser.Error as exc:
+    except (configparser.Error, RuntimeError) as exc:  # RuntimeError: Python 3.12+
         message = str(exc).splitlines()[0]
         raise CommandLineError(f"--log-config {path}: {message}") from None
 
@@ -595,7 +602,8 @@ def _serve(args: argparse.Namespace, cleanup: List[Callable[[], None]]) -> int:
         if not os.path.isdir(args.directory):
             state = "not a folder" if os.path.exists(args.directory) else "no such folder"
             raise CommandLineError(f"DIRECTORY {args.directory}: {state}")
-        handler, what = directory_handler(args.directory), f"the folder {args.directory}"
+        handler = directory_handler(args.directory)
+        what = f"the folder {os.path.abspath(args.directory)}"
     else:
         handler, what = DemoHandler, "the demo page"
 

@@ -461,14 +461,15 @@ class Program:
         streams = {self.proc.stdout: "out", self.proc.stderr: "err"}
         pending = {asyncio.ensure_future(s.readline()): s for s in streams}
         seen = []
+        found = None
         try:
-            while pending:
+            while pending and found is None:
                 done, _ = await asyncio.wait(
                     pending, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:
                     pytest.fail(f"no line with {text!r} in {TIMEOUT}s; saw {seen!r}")
-                for future in done:
+                for future in done:  # every line read is kept, not only the one looked for
                     stream = pending.pop(future)
                     line = future.result().decode("utf-8", "replace")
                     if not line:
@@ -478,9 +479,12 @@ class Program:
                         self.stdout += line.encode()
                     else:
                         self.stderr += line.encode()
-                    if text in line:
-                        return line
-                    pending[asyncio.ensure_future(stream.readline())] = stream
+                    if found is None and text in line:
+                        found = line
+                    else:
+                        pending[asyncio.ensure_future(stream.readline())] = stream
+            if found is not None:
+                return found
             pytest.fail(f"the program ended without a line with {text!r}; saw {seen!r}")
         finally:
             for future in pending:
@@ -514,17 +518,25 @@ class Program:
 
 @pytest_asyncio.fixture
 async def spawn() -> AsyncIterator[Callable[..., Any]]:
-    """``await spawn(*args, cwd=None)``: ``python *args`` with the repository
-    on PYTHONPATH; killed after the test if still running."""
+    """``await spawn(*args, cwd=None, env=None, pass_fds=())``: ``python
+    *args`` with the repository on PYTHONPATH (``env``: variables to set
+    over the test's own); killed after the test if still running."""
     programs: List[Program] = []
 
-    async def start(*args: str, cwd: Optional[str] = None) -> Program:
-        env = dict(os.environ)
+    async def start(
+        *args: str,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        pass_fds: Tuple[int, ...] = (),
+        executable: Optional[str] = None,
+    ) -> Program:
+        env = dict(os.environ, **(env or {}))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            executable or sys.executable,
             *args,
+            pass_fds=pass_fds,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
