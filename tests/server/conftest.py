@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import ssl
 import sys
 from pathlib import Path
@@ -439,6 +440,9 @@ class Program:
         self.proc = proc
         self.stdout = b""
         self.stderr = b""
+        # Lines read along with the one read_line_with looked for: the next
+        # read_line_with looks through them first.
+        self._unsearched: List[str] = []
 
     async def wait_listening(self, port: int) -> None:
         """Poll until ``port`` accepts a connection; fail if the program exits."""
@@ -458,6 +462,10 @@ class Program:
     async def read_line_with(self, text: str) -> str:
         """Read stdout and stderr lines until one contains ``text``."""
         assert self.proc.stdout is not None and self.proc.stderr is not None
+        while self._unsearched:
+            line = self._unsearched.pop(0)
+            if text in line:
+                return line
         streams = {self.proc.stdout: "out", self.proc.stderr: "err"}
         pending = {asyncio.ensure_future(s.readline()): s for s in streams}
         seen = []
@@ -479,7 +487,9 @@ class Program:
                         self.stdout += line.encode()
                     else:
                         self.stderr += line.encode()
-                    if found is None and text in line:
+                    if found is not None:
+                        self._unsearched.append(line)
+                    elif text in line:
                         found = line
                     else:
                         pending[asyncio.ensure_future(stream.readline())] = stream
@@ -537,6 +547,7 @@ async def spawn() -> AsyncIterator[Callable[..., Any]]:
             executable or sys.executable,
             *args,
             pass_fds=pass_fds,
+            start_new_session=True,  # its worker processes are killed with it
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -551,4 +562,8 @@ async def spawn() -> AsyncIterator[Callable[..., Any]]:
     for program in programs:
         if program.proc.returncode is None:
             program.proc.kill()
-            await program.proc.communicate()
+        try:
+            os.killpg(program.proc.pid, signal.SIGKILL)  # workers left behind
+        except (ProcessLookupError, PermissionError):
+            pass
+        await program.proc.communicate()

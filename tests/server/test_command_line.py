@@ -551,6 +551,66 @@ async def test_second_ctrl_c_forces_the_exit_and_says_what_it_drops(spawn, run, 
         assert "late" not in (await client).out  # dropped, not answered
 
 
+SHORT_HANDLER = """\
+import asyncio
+import nghttp2
+
+class Short(nghttp2.BaseRequestHandler):
+    async def on_headers(self):
+        await asyncio.sleep(%s)
+        self.send_response(200, body=b"late")
+"""
+
+
+async def workers_serving(spawn, tmp_path, seconds):
+    (tmp_path / "short.py").write_text(SHORT_HANDLER % seconds)
+    program = await spawn(
+        "-m",
+        "nghttp2",
+        "--no-tls",
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--handler",
+        "short:Short",
+        cwd=str(tmp_path),
+    )
+    url = URL.search(await program.read_line_with("Serving")).group(0)
+    # Logged before "Serving" is printed, on the other stream: read by now or next.
+    found = re.search(r"pids ([\d ]+)", program.err)
+    if found is None:
+        found = re.search(r"pids ([\d ]+)", await program.read_line_with("workers (pids"))
+    return program, [int(pid) for pid in found.group(1).split()], url
+
+
+async def test_ctrl_c_to_workers_and_parent_drains_gracefully(spawn, run, tmp_path):
+    """A terminal's Ctrl-C reaches the parent and every worker: that is one
+    signal (workers leave SIGINT to the parent), not a forcing second one."""
+    program, pids, url = await workers_serving(spawn, tmp_path, 1.0)
+    client = asyncio.ensure_future(run(*H2C, url))
+    await asyncio.sleep(0.4)  # the request is in
+    for pid in [program.proc.pid, *pids]:
+        os.kill(pid, signal.SIGINT)
+    assert (await client).check().out == "late"  # finished during the drain
+    assert_clean_exit(await program.finish(), program.err)
+    assert "forcing" not in program.err
+
+
+async def test_second_signal_forces_the_workers_to_exit(spawn, run, tmp_path):
+    program, _, url = await workers_serving(spawn, tmp_path, 60)
+    client = asyncio.ensure_future(run("nghttp", url))
+    await asyncio.sleep(0.4)
+    program.proc.send_signal(signal.SIGINT)
+    await program.read_line_with("stopping 2 workers")
+    await asyncio.sleep(0.3)  # the workers are draining
+    program.proc.send_signal(signal.SIGINT)
+    await program.read_line_with("forcing the workers to exit")
+    assert await program.finish() == 0
+    assert "dropping 1 request(s) on 1 connection(s)" in program.err
+    assert "late" not in (await client).out
+
+
 # ---- --reload ------------------------------------------------------------------
 
 RELOADED = """\
