@@ -500,6 +500,15 @@ class Program:
             for future in pending:
                 future.cancel()
 
+    def kill(self) -> None:
+        """SIGKILL the program and its worker processes (its session)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     async def stop(self, signum: int) -> int:
         """Send ``signum``, wait for the exit, return the exit status."""
         self.proc.send_signal(signum)
@@ -509,7 +518,7 @@ class Program:
         try:
             out, err = await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
         except asyncio.TimeoutError:
-            self.proc.kill()
+            self.kill()
             out, err = await self.proc.communicate()
             pytest.fail(f"the program did not exit within {TIMEOUT}s:\n{err.decode()}")
         self.stdout += out
@@ -560,10 +569,5 @@ async def spawn() -> AsyncIterator[Callable[..., Any]]:
 
     yield start
     for program in programs:
-        if program.proc.returncode is None:
-            program.proc.kill()
-        try:
-            os.killpg(program.proc.pid, signal.SIGKILL)  # workers left behind
-        except (ProcessLookupError, PermissionError):
-            pass
+        program.kill()  # and any worker processes left behind
         await program.proc.communicate()

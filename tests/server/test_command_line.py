@@ -581,7 +581,9 @@ async def workers_serving(spawn, tmp_path, seconds):
     found = re.search(r"pids ([\d ]+)", program.err)
     if found is None:
         found = re.search(r"pids ([\d ]+)", await program.read_line_with("workers (pids"))
-    return program, [int(pid) for pid in found.group(1).split()], url
+    pids = [int(pid) for pid in found.group(1).split()]
+    assert len(pids) == 2 and all(pid > 1 for pid in pids), pids  # never os.kill(0, ...)
+    return program, pids, url
 
 
 async def test_ctrl_c_to_workers_and_parent_drains_gracefully(spawn, run, tmp_path):
