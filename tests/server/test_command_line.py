@@ -17,7 +17,6 @@ import time
 
 import pytest
 import trustme
-from conftest import REPO
 
 import nghttp2_cffi
 
@@ -643,6 +642,7 @@ async def test_reload_restarts_on_a_changed_module(spawn, run, tmp_path):
 
 # ---- tools/run.sh ------------------------------------------------------------------
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_SH = os.path.join(REPO, "tools", "run.sh")
 
 
