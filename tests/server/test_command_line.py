@@ -612,6 +612,48 @@ async def test_second_signal_forces_the_workers_to_exit(spawn, run, tmp_path):
     assert "late" not in (await client).out
 
 
+async def test_graceful_timeout_bounds_the_drain(spawn, tmp_path):
+    (tmp_path / "slow.py").write_text(SLOW_HANDLER)
+    program, url, _ = await serve(
+        spawn, "--no-tls", "--handler", "slow:Slow", "--graceful-timeout", "0.5", cwd=str(tmp_path)
+    )
+    _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/")))
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # answered in 60 s, if ever
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    program.proc.send_signal(signal.SIGINT)
+    assert await program.finish() == 0
+    assert time.monotonic() - started < 5  # not the default 30 s
+    assert "aborting 1 connection(s) after 0.5s" in program.err
+    writer.close()
+
+
+FAILING_LIFESPAN = """\
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"served"})
+"""
+
+
+async def test_lifespan_off(spawn, run, tmp_path):
+    (tmp_path / "lifespan_app.py").write_text(FAILING_LIFESPAN)
+    program = await spawn(
+        "-m", "nghttp2", "--no-tls", "--port", "0", "--asgi", "lifespan_app:app", cwd=str(tmp_path)
+    )
+    assert await program.finish() == 1
+    assert "no database" in program.err
+    program, url, _ = await serve(
+        spawn, "--no-tls", "--asgi", "lifespan_app:app", "--lifespan", "off", cwd=str(tmp_path)
+    )
+    assert (await run(*H2C, url)).check().out == "served"
+    assert_clean_exit(await program.stop(signal.SIGINT), program.err)
+
+
 # ---- --reload ------------------------------------------------------------------
 
 RELOADED = """\
