@@ -484,6 +484,21 @@ async def test_log_config_json(spawn, run, tmp_path):
     assert "MINE INFO listening on http://127.0.0.1:" in program.err
 
 
+async def test_log_config_ini(spawn, run, tmp_path):
+    config = tmp_path / "logging.ini"
+    config.write_text(
+        "[loggers]\nkeys=root\n\n[handlers]\nkeys=err\n\n[formatters]\nkeys=ini\n\n"
+        "[logger_root]\nlevel=INFO\nhandlers=err\n\n"
+        "[handler_err]\nclass=StreamHandler\nformatter=ini\nargs=(sys.stderr,)\n\n"
+        "[formatter_ini]\nformat=INI %(name)s %(message)s\n"
+    )
+    program, url, _ = await serve(spawn, "--no-tls", "--log-config", str(config))
+    (await run(*H2C, url)).check()
+    assert_clean_exit(await program.stop(signal.SIGINT), program.err)
+    assert "INI nghttp2.server listening on http://127.0.0.1:" in program.err
+    assert "INI nghttp2.server.access 127.0.0.1:" in program.err
+
+
 # ---- the development certificate ------------------------------------------------
 
 
