@@ -91,13 +91,14 @@ def _address(value: Any) -> Optional[tuple[Any, int]]:
 class _Connection:
     """What every scope of one connection shares, worked out once."""
 
-    __slots__ = ("client", "server", "http_version", "push", "tls")
+    __slots__ = ("client", "server", "http_version", "push", "tls", "proxy")
 
     def __init__(self, conn: Any) -> None:
         self.client = _address(conn.client_address)
         transport = getattr(conn, "transport", None)
         self.server = _address(transport.get_extra_info("sockname")) if transport else None
         self.tls = asgi_tls_extension(transport.get_extra_info("ssl_object")) if transport else None
+        self.proxy = getattr(getattr(conn, "server", None), "proxy_headers", None)
         self.http_version: str = getattr(conn, "http_version", "2")
         # The client's SETTINGS precede its first request; one that turns
         # push off later gets its push messages ignored (PushError).
@@ -210,7 +211,7 @@ class ASGIHandler(BaseRequestHandler):
         path, raw_path, query = decode_path(self.path or b"")
         scheme = self.http2.scheme == b"https"
         client = info.client
-        proxy = self.http2.server.proxy_headers
+        proxy = info.proxy
         if proxy is not None:
             client, forwarded = proxy.resolve(client, "https" if scheme else "http", headers)
             scheme = forwarded == "https"
