@@ -184,7 +184,11 @@ class BaseRequestHandler:
 
     @property
     def client_address(self) -> Any:
-        """``(host, port)`` of the client."""
+        """``(host, port)`` of the client (behind a trusted proxy, with
+        ``proxy_headers``: the one it names, port 0 if it names none)."""
+        proxy = self.http2.server.proxy_headers
+        if proxy is not None:
+            return proxy.resolve(self.remote_address, "http", self.headers)[0]
         return self.remote_address
 
     @property

@@ -8,7 +8,7 @@ import logging
 import signal
 import socket
 import ssl as _ssl
-from typing import Any, Mapping, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple, cast
 
 from nghttp2_cffi import FEATURES, SettingCode
 
@@ -19,6 +19,9 @@ from .limits import Limits
 from .protocol import HTTP2Protocol
 from .tls_transport import TLSAcceptor
 from .workers import loop_factory, run, serve_workers
+
+if TYPE_CHECKING:
+    from .proxy import ProxyHeaders
 
 log = logging.getLogger("nghttp2.server")
 
@@ -53,6 +56,12 @@ class HTTP2Server:
     ``limits``: a :class:`~server.limits.Limits` (limits and timeouts);
     ``settings``: extra SETTINGS to announce, over those ``limits`` implies.
 
+    ``sock``: serve on this bound socket (a Unix socket, one inherited from
+    systemd) instead of ``address``.  ``proxy_headers``: a
+    :class:`~server.proxy.ProxyHeaders`: behind trusted proxies, handlers'
+    ``client_address`` and ASGI scopes' ``client``/``scheme`` come from the
+    ``Forwarded``/``X-Forwarded-*`` request fields.
+
     Priorities (RFC 9218): the server announces
     ``SETTINGS_NO_RFC7540_PRIORITIES = 1`` and sends the most urgent
     responses first, as clients that announce it too ask (``priority``
@@ -78,6 +87,8 @@ class HTTP2Server:
         reuse_port: bool = False,
         http1: bool = True,
         fallback_rfc7540_priorities: bool = True,
+        sock: Optional[socket.socket] = None,
+        proxy_headers: Optional[ProxyHeaders] = None,
     ) -> None:
         if not (
             isinstance(RequestHandlerClass, type)
@@ -101,6 +112,8 @@ class HTTP2Server:
             raise ValueError(f"workers must be an int >= 1, not {workers!r}")
         self.workers = workers
         self.reuse_port = reuse_port
+        self.sock = sock
+        self.proxy_headers = proxy_headers
         self.limits = limits = limits or Limits()
         announced: dict[int, int] = {}
         if FEATURES["server_fallback_rfc7540_priorities"] or not fallback_rfc7540_priorities:
@@ -138,6 +151,10 @@ class HTTP2Server:
         factory: Any = self._new_connection
         if self.ssl is not None:
             factory = self._tls = TLSAcceptor(self, self.ssl)
+        if self.sock is not None:
+            self._server = await loop.create_server(factory, sock=self.sock, backlog=self.backlog)
+            log.info("listening on %s", self.url)
+            return
         self._server = await loop.create_server(
             factory,
             host=self.host,
@@ -166,6 +183,8 @@ class HTTP2Server:
 
     @property
     def url(self) -> str:
+        if self.sockets and self.sockets[0].family == getattr(socket, "AF_UNIX", None):
+            return f"{'https' if self.ssl else 'http'}://localhost/"
         host, port = self.address
         if self.host is None:
             host = "127.0.0.1"
@@ -198,14 +217,17 @@ class HTTP2Server:
         except KeyboardInterrupt:
             pass
 
-    async def serve_until_signal(self) -> None:
-        """Start if needed, serve until SIGINT/SIGTERM (or shutdown()), then
-        shut down gracefully."""
+    async def serve_until_signal(
+        self, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+    ) -> None:
+        """Start if needed, serve until one of ``signals`` (or shutdown()),
+        then shut down gracefully; a second signal during the graceful drain
+        forces the exit (see :meth:`force_stop`)."""
         await self.start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             try:
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
@@ -221,11 +243,28 @@ class HTTP2Server:
             for waiter in waiters:
                 waiter.cancel()
             if stop.is_set():
-                log.info("signal received: shutting down")
+                log.info(
+                    "signal received: shutting down gracefully (at most %gs; "
+                    "a second Ctrl-C forces the exit)",
+                    self.shutdown_timeout,
+                )
+            for sig in installed:
+                loop.add_signal_handler(sig, self.force_stop)
+            await self.shutdown()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await self.shutdown()
+
+    def force_stop(self) -> None:
+        """A second signal during the graceful drain: say what is dropped,
+        then drop every connection now."""
+        requests = sum(len(getattr(conn, "handlers", ())) for conn in self.connections)
+        log.warning(
+            "second signal: forcing the exit, dropping %d request(s) on %d connection(s)",
+            requests,
+            len(self.connections),
+        )
+        self.close()
 
     # ---- stopping ------------------------------------------------------
 

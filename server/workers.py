@@ -108,15 +108,35 @@ def _cancel_all_tasks(event_loop: asyncio.AbstractEventLoop) -> None:
 
 def _url(server: HTTP2Server, port: int) -> str:
     host = server.host or "127.0.0.1"
+    if server.sock is not None:
+        if server.sock.family == getattr(socket, "AF_UNIX", None):
+            return f"{'https' if server.ssl else 'http'}://localhost/"
+        host, port = server.sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
     return f"{'https' if server.ssl else 'http'}://{host}:{port}/"
 
 
+def check_port_free(host: Optional[str], port: int) -> None:
+    """Raise the bind's OSError (EADDRINUSE...) when another socket holds
+    ``host:port``: a plain bind, without SO_REUSEPORT, which would let a
+    second server share the port with the first."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+
+
 def _reserve_port(server: HTTP2Server) -> Optional[socket.socket]:
     """For port 0: bind (without listening) a SO_REUSEPORT socket so that
     every worker gets the same free port.  It never accepts anything."""
+    if server.sock is not None:
+        return None  # the workers share the one socket they inherit
     if server.port:
+        check_port_free(server.host, server.port)
         return None
     host = server.host or "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -131,8 +151,10 @@ def _reserve_port(server: HTTP2Server) -> Optional[socket.socket]:
 def _worker_main(server: HTTP2Server, ready_fd: int, parent_fds: Tuple[int, ...]) -> None:
     # Forked: drop the parent's signal handling before anything else.
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group: the parent passes it on as
+    # SIGTERM, once per Ctrl-C (the second forces the exit).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for fd in parent_fds:
         os.close(fd)
     server.workers = 1
@@ -142,7 +164,7 @@ def _worker_main(server: HTTP2Server, ready_fd: int, parent_fds: Tuple[int, ...]
         await server.start()
         os.write(ready_fd, b"r")
         os.close(ready_fd)
-        await server.serve_until_signal()
+        await server.serve_until_signal((signal.SIGTERM,))
 
     run(main(), server.loop)
 
@@ -162,9 +184,18 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     stopping = False
+    workers: List[Any] = []
 
     def on_signal(signum: int, frame: Any) -> None:
         nonlocal stopping
+        if stopping:
+            log.warning("second signal: forcing the workers to exit")
+            for process in workers:
+                if process.is_alive():
+                    try:
+                        os.kill(process.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
         stopping = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -181,7 +212,7 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
         process.started_at = time.monotonic()  # type: ignore[attr-defined]
         return process
 
-    workers = [spawn() for _ in range(count)]
+    workers.extend(spawn() for _ in range(count))
     try:
         if not _wait_ready(ready_r, workers, count, lambda: stopping):
             log.error("workers did not start; stopping")

@@ -50,4 +50,5 @@ fi
 # CPython imports before the _nghttp2.abi3.so that pip builds: drop it.
 rm -f nghttp2_cffi/_nghttp2.cpython-*.so
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+tools/setup_stamp.sh >.venv/.setup-stamp  # tools/run.sh skips setup while it holds
 echo "setup: ready ($(.venv/bin/python -c 'import sys, nghttp2_cffi as n; print(sys.implementation.name, sys.version.split()[0], "/ libnghttp2", n.VERSION)'))"

@@ -19,6 +19,7 @@ from nghttp2_cffi import NGHTTP2Error, SettingCode
 
 from ..errors import ClientDisconnected, InvalidResponse, PushError
 from ..handler import BaseRequestHandler
+from ..tls import asgi_tls_extension
 
 log = logging.getLogger("nghttp2.server.asgi")
 
@@ -90,12 +91,14 @@ def _address(value: Any) -> Optional[tuple[Any, int]]:
 class _Connection:
     """What every scope of one connection shares, worked out once."""
 
-    __slots__ = ("client", "server", "http_version", "push")
+    __slots__ = ("client", "server", "http_version", "push", "tls", "proxy")
 
     def __init__(self, conn: Any) -> None:
         self.client = _address(conn.client_address)
         transport = getattr(conn, "transport", None)
         self.server = _address(transport.get_extra_info("sockname")) if transport else None
+        self.tls = asgi_tls_extension(transport.get_extra_info("ssl_object")) if transport else None
+        self.proxy = getattr(getattr(conn, "server", None), "proxy_headers", None)
         self.http_version: str = getattr(conn, "http_version", "2")
         # The client's SETTINGS precede its first request; one that turns
         # push off later gets its push messages ignored (PushError).
@@ -128,6 +131,8 @@ class ASGIHandler(BaseRequestHandler):
 
     #: The ASGI 3 application.
     app: ASGIApp
+    #: The prefix a proxy mounts the app at (``--root-path``), without a final /.
+    root_path = ""
     #: The lifespan state: each scope gets a shallow copy (None: no lifespan).
     state: Optional[dict[str, Any]] = None
     #: WebSocket options (see :class:`server.asgi.websocket.WebSocketOptions`).
@@ -207,6 +212,14 @@ class ASGIHandler(BaseRequestHandler):
         info = self._info
         path, raw_path, query = decode_path(self.path or b"")
         scheme = self.http2.scheme == b"https"
+        client = info.client
+        proxy = info.proxy
+        if proxy is not None:
+            client, forwarded = proxy.resolve(client, "https" if scheme else "http", headers)
+            scheme = forwarded == "https"
+        root_path = self.root_path
+        if root_path:  # as uvicorn: the path the client asked for, prefix included
+            path, raw_path = root_path + path, root_path.encode() + raw_path
         scope = {
             "type": kind,
             "asgi": ASGI_VERSION,
@@ -217,9 +230,9 @@ class ASGIHandler(BaseRequestHandler):
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
-            "root_path": "",
+            "root_path": root_path,
             "headers": headers,
-            "client": info.client,
+            "client": client,
             "server": info.server,
         }
         if self.state is not None:
@@ -250,6 +263,8 @@ class ASGIHandler(BaseRequestHandler):
                 if name == b"te" and b"trailers" in value.lower():
                     extensions["http.response.trailers"] = {}
             scope["extensions"] = extensions
+        if self._info.tls is not None:
+            extensions["tls"] = self._info.tls
         self._head = method == b"HEAD"
         self._strip = http_version == "2"
         await self.app(scope, self._receive, self._send)

@@ -38,6 +38,7 @@ class ASGIServer(HTTP2Server):
         ssl: Any = None,
         *,
         lifespan: str = "auto",
+        root_path: str = "",
         websocket: bool = True,
         websocket_options: Optional[WebSocketOptions] = None,
         settings: Optional[Mapping[int, int]] = None,
@@ -53,6 +54,7 @@ class ASGIServer(HTTP2Server):
         announced = dict(settings or {})
         if websocket:
             announced.setdefault(SettingCode.ENABLE_CONNECT_PROTOCOL, 1)
+        handler.root_path = root_path.rstrip("/")
         super().__init__(address, handler, ssl, settings=announced, **options)
         self.app = app
         self.lifespan = Lifespan(app, lifespan)

@@ -268,6 +268,8 @@ class WebSocketCycle:
         scope = handler.base_scope("websocket", self.headers, self.http_version)
         scope["subprotocols"] = self.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
+        if handler._info.tls is not None:  # mutual TLS: the client's certificate
+            scope["extensions"]["tls"] = handler._info.tls
         registry = handler.open_websockets
         if registry is not None:
             registry.add(self)

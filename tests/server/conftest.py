@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import ssl
 import sys
 from pathlib import Path
@@ -439,6 +440,9 @@ class Program:
         self.proc = proc
         self.stdout = b""
         self.stderr = b""
+        # Lines read along with the one read_line_with looked for: the next
+        # read_line_with looks through them first.
+        self._unsearched: List[str] = []
 
     async def wait_listening(self, port: int) -> None:
         """Poll until ``port`` accepts a connection; fail if the program exits."""
@@ -458,17 +462,22 @@ class Program:
     async def read_line_with(self, text: str) -> str:
         """Read stdout and stderr lines until one contains ``text``."""
         assert self.proc.stdout is not None and self.proc.stderr is not None
+        while self._unsearched:
+            line = self._unsearched.pop(0)
+            if text in line:
+                return line
         streams = {self.proc.stdout: "out", self.proc.stderr: "err"}
         pending = {asyncio.ensure_future(s.readline()): s for s in streams}
         seen = []
+        found = None
         try:
-            while pending:
+            while pending and found is None:
                 done, _ = await asyncio.wait(
                     pending, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:
                     pytest.fail(f"no line with {text!r} in {TIMEOUT}s; saw {seen!r}")
-                for future in done:
+                for future in done:  # every line read is kept, not only the one looked for
                     stream = pending.pop(future)
                     line = future.result().decode("utf-8", "replace")
                     if not line:
@@ -478,13 +487,27 @@ class Program:
                         self.stdout += line.encode()
                     else:
                         self.stderr += line.encode()
-                    if text in line:
-                        return line
-                    pending[asyncio.ensure_future(stream.readline())] = stream
+                    if found is not None:
+                        self._unsearched.append(line)
+                    elif text in line:
+                        found = line
+                    else:
+                        pending[asyncio.ensure_future(stream.readline())] = stream
+            if found is not None:
+                return found
             pytest.fail(f"the program ended without a line with {text!r}; saw {seen!r}")
         finally:
             for future in pending:
                 future.cancel()
+
+    def kill(self) -> None:
+        """SIGKILL the program and its worker processes (its session)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     async def stop(self, signum: int) -> int:
         """Send ``signum``, wait for the exit, return the exit status."""
@@ -495,7 +518,7 @@ class Program:
         try:
             out, err = await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
         except asyncio.TimeoutError:
-            self.proc.kill()
+            self.kill()
             out, err = await self.proc.communicate()
             pytest.fail(f"the program did not exit within {TIMEOUT}s:\n{err.decode()}")
         self.stdout += out
@@ -514,17 +537,26 @@ class Program:
 
 @pytest_asyncio.fixture
 async def spawn() -> AsyncIterator[Callable[..., Any]]:
-    """``await spawn(*args, cwd=None)``: ``python *args`` with the repository
-    on PYTHONPATH; killed after the test if still running."""
+    """``await spawn(*args, cwd=None, env=None, pass_fds=())``: ``python
+    *args`` with the repository on PYTHONPATH (``env``: variables to set
+    over the test's own); killed after the test if still running."""
     programs: List[Program] = []
 
-    async def start(*args: str, cwd: Optional[str] = None) -> Program:
-        env = dict(os.environ)
+    async def start(
+        *args: str,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        pass_fds: Tuple[int, ...] = (),
+        executable: Optional[str] = None,
+    ) -> Program:
+        env = dict(os.environ, **(env or {}))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            executable or sys.executable,
             *args,
+            pass_fds=pass_fds,
+            start_new_session=True,  # its worker processes are killed with it
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -537,6 +569,5 @@ async def spawn() -> AsyncIterator[Callable[..., Any]]:
 
     yield start
     for program in programs:
-        if program.proc.returncode is None:
-            program.proc.kill()
-            await program.proc.communicate()
+        program.kill()  # and any worker processes left behind
+        await program.proc.communicate()

@@ -16,6 +16,12 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.clients]
 URL = re.compile(r"https?://[^\s)]+")
 
 
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path, monkeypatch):
+    """The development certificate goes to the test's folder, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 async def serve(spawn, *args, cwd=None):
     """Start ``python -m nghttp2 --port 0 ARGS`` (ResourceWarnings shown);
     return (program, url)."""
