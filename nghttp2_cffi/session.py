@@ -921,6 +921,15 @@ class Session:
         """Whether the stream still has body data queued or to come."""
         return stream_id in self._bodies
 
+    # ---- stream state the server asks about ----------------------------------
+    # (kept together, apart from the constructor and its options)
+
+    def local_closed(self, stream_id: int) -> Optional[bool]:
+        """Whether our side of ``stream_id`` is closed (END_STREAM sent or
+        queued to be sent last); None when the stream is closed or unknown."""
+        state = lib.nghttp2_session_get_stream_local_close(self._live, stream_id)
+        return None if state < 0 else state == 1
+
 
 def _window(size: int, stream_id: int) -> int:
     # nghttp2 answers -1, not an error code, for a stream it does not know.

@@ -42,7 +42,7 @@ class DirectoryHandler(BaseRequestHandler):
             self.send_response(200, headers)
             return
         body = open(target, "rb")  # noqa: SIM115 - closed by the server at stream close
-        self._owns_reader = True
+        self.exchange.owns_reader = True  # the server closes it once sent
         self.send_response(200, headers, body)
 
     def _resolve(self) -> Optional[Path]:
