@@ -15,10 +15,13 @@
   a request with a body is declined (RFC 9110 7.8 lets a server ignore
   Upgrade): the request is served over HTTP/1.1.
 
-The parts: :mod:`server.http11_parser` (httptools behind an adapter),
-:mod:`server.http11_framing` (the response's bytes), :mod:`server.http11_upgrade`
-(the preface sniff, h2c, switching protocols) and this module, the
-connection: keep-alive, pipelining, pauses, limits, writing.  Handlers
+The parts, each a module: :mod:`server.http11_parser` (httptools behind
+an adapter), :mod:`server.http11_requests` (request heads and bodies into
+streams: ``RequestReading``), :mod:`server.http11_upgrade` (the preface
+sniff, h2c, switching protocols: ``UpgradeHandling``),
+:mod:`server.http11_framing` (the response's bytes) and this module, the
+connection itself: keep-alive, pipelining, writing in request order, the
+response interface, timeouts.  Handlers
 see what they see over HTTP/2: ``headers`` starts with ``:method``,
 ``:scheme``, ``:authority`` and ``:path`` (then the fields as sent, names
 lower-cased, cookies joined); every body kind, ``begin_response``/
@@ -59,70 +62,34 @@ upgrade (or on HTTP/2: check ``self.http2.http_version == "1.1"``).
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Optional, Tuple, cast
 
 from . import http11_framing as framing
-from .connection import GENERATOR_CHUNK, TOO_LARGE_BODY, Connection, peer
-from .errors import InvalidResponse, ResponseAlreadySent
+from .connection import GENERATOR_CHUNK, peer
+from .errors import InvalidResponse
 from .http11_framing import HTTP11Stream
 from .http11_parser import (
     CallbackFailed,
-    ChunkedBody,
-    LengthBody,
     ParseError,
-    RequestHead,
     RequestParser,
     Stop,
     UpgradeRequested,
-    body_reader,
 )
-from .http11_upgrade import H2CRequest, h2c_request, sniff_http2_preface, start_h2c, switch_response
+from .http11_requests import PAUSE_BODY, PAUSE_HELD, PAUSE_PIPELINE, PAUSE_WRITE
+from .http11_upgrade import UpgradeHandling, sniff_http2_preface
 from .protocol import HTTP2Protocol
 
 if TYPE_CHECKING:
-    from .handler import BaseRequestHandler, Fields, HeaderList
-    from .server import HTTP2Server
+    from .handler import Fields, HeaderList
     from .stream import Stream
 
 log = logging.getLogger("nghttp2.server")
 
-# Why reading is paused (a bit each).
-_PAUSE_WRITE = 1  # the client does not read our responses
-_PAUSE_BODY = 2  # a coroutine handler has not read the body so far
-_PAUSE_PIPELINE = 4  # too many requests waiting for their answers
-_PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 
-# Parser events, dispatched once the parser returned.
-_HEADERS, _DATA, _END, _TOO_LARGE = range(4)
-
-
-class HTTP11Protocol(Connection):
+class HTTP11Protocol(UpgradeHandling):
     """The server side of one HTTP/1.1 connection (``http2`` in handlers,
     whose name the handler API keeps)."""
-
-    http_version = "1.1"
-
-    def __init__(self, server: HTTP2Server) -> None:
-        super().__init__(server)
-        self._pause_reasons = 0
-        self._reading_paused = False
-        self._parser: Optional[RequestParser] = None
-        # The body of a declined Upgrade request, which llhttp leaves unparsed.
-        self._body: Optional[Union[ChunkedBody, LengthBody]] = None
-        self._sniff: Optional[bytes] = None  # cleartext: the first bytes, until they decide
-        self._exchanges: collections.deque[HTTP11Stream] = collections.deque()
-        self._pending: List[Tuple[int, HTTP11Stream, bytes]] = []
-        self._current: Optional[HTTP11Stream] = None  # the request being parsed
-        self._next_id = 1
-        self._closing = False  # no more requests: close once the answers are out
-        self._draining = False  # shutting down: answers say connection: close
-        self._upgrade_candidate: Optional[HTTP11Stream] = None
-        self._upgrade_ex: Optional[HTTP11Stream] = None  # waits for switch_protocols or an answer
-        self._held: Optional[bytearray] = None  # bytes after that request
-        self._h2c: Optional[H2CRequest] = None
-        self._head_since: Optional[float] = None
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -160,7 +127,7 @@ class HTTP11Protocol(Connection):
             if self._held is not None:
                 self._held += data
                 if len(self._held) > self.limits.max_header_list_size:
-                    self._pause(_PAUSE_HELD)
+                    self._pause(PAUSE_HELD)
             return
         self._busy = True
         try:
@@ -181,11 +148,11 @@ class HTTP11Protocol(Connection):
 
     def pause_writing(self) -> None:
         self._paused = True
-        self._pause(_PAUSE_WRITE)
+        self._pause(PAUSE_WRITE)
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._unpause(_PAUSE_WRITE)
+        self._unpause(PAUSE_WRITE)
         self.flush()
 
     def _release(self) -> None:
@@ -235,238 +202,6 @@ class HTTP11Protocol(Connection):
                 self._bad_request(400, f"malformed request: {exc}")
                 return
 
-    def on_request_begin(self) -> None:
-        if self._closing:
-            raise Stop
-        if self._head_since is None:
-            self._head_since = self._loop.time()
-        self._idle_since = None
-
-    def on_request_head(self, head: RequestHead) -> None:
-        """Where an HTTP/1.1 request head is complete: it becomes a stream
-        (or an h2c upgrade), or is refused."""
-        self._head_since = None
-        method = head.method
-        url = head.target
-        host = path = None
-        length = None
-        chunked = expect = te_trailers = False
-        upgrade = None
-        http2_settings: List[bytes] = []
-        fields = []
-        cookies = []
-        for field in head.fields:
-            name = field[0]
-            if name == b"host":
-                if host is not None:
-                    self._bad_request(400, "more than one Host")
-                    raise Stop
-                host = field[1]
-            elif name == b"cookie":
-                cookies.append(field[1])
-                continue
-            elif name == b"content-length":
-                length = int(field[1])
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"expect":
-                expect = field[1].lower() == b"100-continue"
-            elif name == b"te":
-                te_trailers = b"trailers" in field[1].lower()
-            elif name == b"upgrade":
-                upgrade = field[1]
-            elif name == b"http2-settings":
-                http2_settings.append(field[1])
-            fields.append(field)
-        if cookies:
-            fields.append((b"cookie", b"; ".join(cookies)))
-        if url[:1] == b"/" or url == b"*" or method == b"CONNECT":
-            path = url
-        else:  # absolute-form: scheme://authority/path
-            _, sep, rest = url.partition(b"://")
-            if not sep:
-                self._bad_request(400, "malformed request target")
-                raise Stop
-            authority, slash, tail = rest.partition(b"/")
-            host, path = authority, slash + tail or b"/"
-        if host is None:
-            if head.version != "1.0":
-                self._bad_request(400, "HTTP/1.1 request without Host")
-                raise Stop
-            sockname = self.transport.get_extra_info("sockname") if self.transport else None
-            host = peer(sockname).encode("ascii") if sockname else b"localhost"
-        has_body = chunked or bool(length)
-        if (
-            upgrade is not None
-            and head.upgrade
-            and self.scheme == b"http"
-            and not self.streams
-            and not self._pending
-            and not has_body
-        ):
-            h2c = h2c_request(method, path, host, fields, upgrade, http2_settings)
-            if h2c is not None:
-                self._h2c = h2c
-                self._requests += 1
-                return
-
-        sid = self._next_id
-        self._next_id += 2
-        ex = HTTP11Stream(self, sid, self._loop.time())
-        ex.method = method
-        ex.path = path
-        ex.scheme = self.scheme
-        ex.host = host
-        ex.headers = [
-            (b":method", method),
-            (b":scheme", self.scheme),
-            (b":authority", host),
-            (b":path", path),
-        ] + fields
-        ex.keep_alive = head.keep_alive
-        ex.http10 = head.version == "1.0"
-        ex.te_trailers = te_trailers
-        ex.expect_continue = expect and has_body and not ex.http10
-        ex.length = length
-        ex.chunked_request = chunked
-        self._current = ex
-        self._exchanges.append(ex)
-        self._attach(ex)
-        self._requests += 1
-        if upgrade is not None and head.upgrade:
-            self._upgrade_candidate = ex
-        self._pending.append((_HEADERS, ex, b""))
-        limit = self.limits.max_concurrent_streams
-        if limit is not None and len(self._exchanges) >= limit:
-            self._pause(_PAUSE_PIPELINE)
-
-    def on_request_body(self, data: bytes) -> None:
-        ex = self._current
-        if ex is None:
-            return
-        ex.received += len(data)
-        limit = self.limits.max_body_size
-        if limit is not None and ex.received > limit:
-            self._pending.append((_TOO_LARGE, ex, b""))
-            raise Stop
-        self._pending.append((_DATA, ex, data))
-
-    def on_request_trailer(self, name: bytes, value: bytes) -> None:
-        ex = self._current
-        if ex is not None:
-            if ex.trailers is None:
-                ex.trailers = []
-            ex.trailers.append((name, value))
-
-    def on_request_end(self) -> None:
-        ex = self._current
-        if ex is None:  # an h2c upgrade: the parser raises HttpParserUpgrade next
-            return
-        if ex is self._upgrade_candidate and (ex.chunked_request or ex.length):
-            return  # llhttp skipped the body: it is read by _body, see _upgrade()
-        self._current = None
-        if not ex.keep_alive:
-            self._closing = True
-        self._pending.append((_END, ex, b""))
-
-    def on_bad_request(self, status: int, reason: str) -> None:
-        self._bad_request(status, reason)
-
-    def _stop_parsing(self) -> None:
-        """Parse nothing more on this connection."""
-        self._parser = None
-        self._body = None
-        self._current = None
-        self._head_since = None
-
-    def _upgrade(self, rest: bytes) -> Optional[bytes]:
-        """The parser stopped after a request asking to Upgrade; returns what
-        to parse next, or None."""
-        self._parser = None
-        h2c, self._h2c = self._h2c, None
-        if h2c is not None:
-            start_h2c(self, h2c, rest)
-            return None
-        ex, self._upgrade_candidate = self._upgrade_candidate, None
-        if ex is None:
-            self._closing = True
-            return None
-        if ex.chunked_request or ex.length:
-            # The upgrade is declined (its body is a request body): read the
-            # body as the head frames it, then parse on.
-            self._body = body_reader(
-                self, ex.chunked_request, ex.length, self.limits.max_header_list_size
-            )
-            return rest
-        # No body: wait for the handler to switch protocols or answer.
-        self._upgrade_ex = ex
-        self._held = bytearray(rest)
-        return None
-
-    def _resume_parsing(self) -> None:
-        """After a declined Upgrade: parse what came after it."""
-        self._upgrade_ex = None
-        held, self._held = self._held, None
-        self._unpause(_PAUSE_HELD)
-        if self._closing or self._closed:
-            return
-        self._parser = RequestParser(self, self.limits.max_header_list_size)
-        if held:
-            self._loop.call_soon(self._feed_held, bytes(held))
-
-    def _feed_held(self, data: bytes) -> None:
-        if not self._closed and self._parser is not None:
-            self.data_received(data)
-
-    # ---- parser events to handler callbacks -------------------------------
-
-    def _dispatch(self) -> None:
-        pending, self._pending = self._pending, []
-        streams = self.streams
-        for kind, ex, data in pending:
-            if streams.get(ex.id) is not ex:
-                continue
-            if kind == _DATA:
-                if not self._request_body(ex, data):
-                    ex.unread += len(data)
-                    if ex.unread > self.limits.initial_window_size:
-                        self._pause(_PAUSE_BODY)
-            elif kind == _HEADERS:
-                limit = self.limits.max_body_size
-                if limit is not None and ex.length is not None and ex.length > limit:
-                    self._too_large(ex)
-                else:
-                    self._request_head(ex, not (ex.chunked_request or ex.length))
-            elif kind == _END:
-                ex.request_done = True
-                if (ex.chunked_request or ex.length) and ex.status != 413:
-                    self._request_done(ex)
-                if ex.response_done:
-                    self._finish(ex, 0)
-            else:  # _TOO_LARGE
-                self._too_large(ex)
-
-    def _too_large(self, ex: HTTP11Stream) -> None:
-        log.warning(
-            "%s: request body over %s bytes", peer(self.client_address), self.limits.max_body_size
-        )
-        ex.failed = True
-        self._stop_parsing()
-        self._closing = True
-        if ex.status is None:
-            ex.close_after = True
-            self._drop_body_source(ex)
-            self._answer_plain(ex, 413, TOO_LARGE_BODY)
-        else:
-            ex.broken = True
-            ex.ended = True
-
-    def _bad_request(self, status: int, reason: str) -> None:
-        """Answer a request we cannot parse (no handler sees it), then close."""
-        log.info("%s: %d: %s", peer(self.client_address), status, reason)
-        self._closing = True
-        self._exchanges.append(framing.canned(self, status, self._loop.time()))
-
     # ---- writing -------------------------------------------------------
 
     def flush(self) -> None:
@@ -513,13 +248,6 @@ class HTTP11Protocol(Connection):
             self._closed = True
             self.transport.close()
 
-    def _abort(self, reason: str) -> None:
-        log.info("%s: closing: %s", peer(self.client_address), reason)
-        self._closed = True
-        self._parser = None
-        if self.transport is not None:
-            self.transport.close()
-
     def _response_done(self, ex: HTTP11Stream) -> None:
         ex.response_done = True
         if ex.close_after:
@@ -527,7 +255,7 @@ class HTTP11Protocol(Connection):
             self._stop_parsing()
         limit = self.limits.max_concurrent_streams
         if limit is None or len(self._exchanges) < limit:
-            self._unpause(_PAUSE_PIPELINE)
+            self._unpause(PAUSE_PIPELINE)
         if ex.id and (ex.request_done or self._closing):
             self._finish(ex, 0)
         if ex is self._upgrade_ex:
@@ -535,14 +263,6 @@ class HTTP11Protocol(Connection):
         parser = self._parser
         if not self._exchanges and self._current is None and not (parser and parser.in_head):
             self._idle_since = self._loop.time()
-
-    def _finish(self, ex: HTTP11Stream, error_code: int) -> None:
-        if self.streams.pop(ex.id, None) is None:
-            return
-        if ex.unread:
-            ex.unread = 0
-            self._unpause(_PAUSE_BODY)
-        self._close_stream(ex, error_code)
 
     # ---- the response interface (see Connection) ----------------------------
 
@@ -595,79 +315,7 @@ class HTTP11Protocol(Connection):
         if ex.unread:
             ex.unread = max(0, ex.unread - amount)
             if ex.unread <= self.limits.initial_window_size // 2:
-                self._unpause(_PAUSE_BODY)
-
-    # ---- switching protocols -------------------------------------------
-
-    def switch_protocols(
-        self,
-        handler: BaseRequestHandler,
-        headers: Any,
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
-    ) -> None:
-        """Answer ``101 Switching Protocols`` with ``headers`` and give the
-        connection to ``protocol_factory()`` (see the module docstring)."""
-        ex = cast(HTTP11Stream, handler.exchange)
-        self._open(ex)
-        if ex is not self._upgrade_ex:
-            raise InvalidResponse("switch_protocols() answers a request that asked to Upgrade")
-        if ex.status is not None:
-            raise ResponseAlreadySent(f"stream {ex.id} has already answered")
-        ex.out.append(switch_response(headers))
-        ex.status = 101
-        ex.started = ex.ended = True
-        ex.switch = protocol_factory
-        if not self._busy:
-            self.flush()
-
-    def _switch(self, ex: HTTP11Stream) -> None:
-        """The 101 is written: the connection goes to the new protocol."""
-        self.streams.pop(ex.id, None)
-        if self.server.access_log:
-            self._log_access(ex, 0)
-        held, self._held = self._held, None
-        try:
-            protocol = ex.switch()  # type: ignore[misc]
-        except Exception:
-            log.exception(
-                "%s: the protocol factory of switch_protocols() failed", peer(self.client_address)
-            )
-            self._abort("switching protocols failed")
-            return
-        self.hand_over(protocol, bytes(held or b""))
-
-    def hand_over(self, protocol: asyncio.BaseProtocol, data: bytes) -> None:
-        """Give the transport to ``protocol``, with ``data`` already received."""
-        transport = self.transport
-        assert transport is not None
-        self._stop()
-        self._parser = None
-        self.transport = None
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if self._reading_paused:
-            transport.resume_reading()
-        if data and not transport.is_closing():
-            protocol.data_received(data)  # type: ignore[attr-defined]
-
-    # ---- reading pauses ------------------------------------------------
-
-    def _pause(self, reason: int) -> None:
-        self._pause_reasons |= reason
-        if not self._reading_paused and self.transport is not None and not self._closed:
-            self._reading_paused = True
-            self.transport.pause_reading()
-
-    def _unpause(self, reason: int) -> None:
-        self._pause_reasons &= ~reason
-        if (
-            self._reading_paused
-            and not self._pause_reasons
-            and self.transport is not None
-            and not self._closed
-        ):
-            self._reading_paused = False
-            self.transport.resume_reading()
+                self._unpause(PAUSE_BODY)
 
     # ---- timeouts and shutdown -------------------------------------------
 

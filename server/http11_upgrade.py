@@ -9,22 +9,32 @@ section 3.2) and ``switch_protocols`` (WebSockets and other Upgrades).
   (:func:`h2c_request`, :func:`start_h2c`).  An h2c upgrade of a request
   with a body is declined (RFC 9110 7.8 lets a server ignore Upgrade).
 - Any other Upgrade reaches its handler, which answers normally (declined)
-  or calls ``switch_protocols`` (:func:`switch_response`).
+  or calls ``switch_protocols`` (:func:`switch_response`).  A declined
+  Upgrade's body, which llhttp leaves unparsed, is read by a body reader of
+  :mod:`server.http11_parser`.
+
+:class:`UpgradeHandling` is the part of
+:class:`~server.http11.HTTP11Protocol` that does this.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
-from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple, cast
 
-from .errors import InvalidResponse
-from .http11_framing import BAD_VALUE, TOKEN, field_block
+from .connection import peer
+from .errors import InvalidResponse, ResponseAlreadySent
+from .http11_framing import BAD_VALUE, TOKEN, HTTP11Stream, field_block
+from .http11_parser import RequestParser, body_reader
+from .http11_requests import PAUSE_HELD, RequestReading
 from .protocol import HTTP2Protocol
 
 if TYPE_CHECKING:
-    from .http11 import HTTP11Protocol
+    from .handler import BaseRequestHandler
+    from .server import HTTP2Server
 
 log = logging.getLogger("nghttp2.server")
 
@@ -77,7 +87,7 @@ def h2c_request(
     return method, path, host, fields, payload
 
 
-def start_h2c(connection: HTTP11Protocol, request: H2CRequest, rest: bytes) -> None:
+def start_h2c(connection: UpgradeHandling, request: H2CRequest, rest: bytes) -> None:
     """101, then the connection goes to HTTP/2 with ``request`` as stream 1."""
     method, path, host, fields, payload = request
     transport = connection.transport
@@ -141,3 +151,117 @@ def _settings_payload(value: bytes) -> Optional[bytes]:
     except (binascii.Error, ValueError):
         return None
     return payload if len(payload) % 6 == 0 else None
+
+
+class UpgradeHandling(RequestReading):
+    """Upgrades of an HTTP/1.1 connection: h2c, and ``switch_protocols``
+    for the others (the part of HTTP11Protocol that hands the connection
+    over)."""
+
+    def __init__(self, server: HTTP2Server) -> None:
+        super().__init__(server)
+        self._h2c: Optional[H2CRequest] = None
+
+    def _accept_h2c(
+        self,
+        method: bytes,
+        path: bytes,
+        host: bytes,
+        fields: Fields,
+        upgrade: bytes,
+        http2_settings: List[bytes],
+    ) -> bool:
+        self._h2c = h2c_request(method, path, host, fields, upgrade, http2_settings)
+        return self._h2c is not None
+
+    def _upgrade(self, rest: bytes) -> Optional[bytes]:
+        """The parser stopped after a request asking to Upgrade; returns what
+        to parse next, or None."""
+        self._parser = None
+        h2c, self._h2c = self._h2c, None
+        if h2c is not None:
+            start_h2c(self, h2c, rest)
+            return None
+        ex, self._upgrade_candidate = self._upgrade_candidate, None
+        if ex is None:
+            self._closing = True
+            return None
+        if ex.chunked_request or ex.length:
+            # The upgrade is declined (its body is a request body): read the
+            # body as the head frames it, then parse on.
+            self._body = body_reader(
+                self, ex.chunked_request, ex.length, self.limits.max_header_list_size
+            )
+            return rest
+        # No body: wait for the handler to switch protocols or answer.
+        self._upgrade_ex = ex
+        self._held = bytearray(rest)
+        return None
+
+    def _resume_parsing(self) -> None:
+        """After a declined Upgrade: parse what came after it."""
+        self._upgrade_ex = None
+        held, self._held = self._held, None
+        self._unpause(PAUSE_HELD)
+        if self._closing or self._closed:
+            return
+        self._parser = RequestParser(self, self.limits.max_header_list_size)
+        if held:
+            self._loop.call_soon(self._feed_held, bytes(held))
+
+    def _feed_held(self, data: bytes) -> None:
+        if not self._closed and self._parser is not None:
+            self.data_received(data)
+
+    # ---- switching protocols -------------------------------------------
+
+    def switch_protocols(
+        self,
+        handler: BaseRequestHandler,
+        headers: Any,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        """Answer ``101 Switching Protocols`` with ``headers`` and give the
+        connection to ``protocol_factory()`` (see the module docstring)."""
+        ex = cast(HTTP11Stream, handler.exchange)
+        self._open(ex)
+        if ex is not self._upgrade_ex:
+            raise InvalidResponse("switch_protocols() answers a request that asked to Upgrade")
+        if ex.status is not None:
+            raise ResponseAlreadySent(f"stream {ex.id} has already answered")
+        ex.out.append(switch_response(headers))
+        ex.status = 101
+        ex.started = ex.ended = True
+        ex.switch = protocol_factory
+        if not self._busy:
+            self.flush()
+
+    def _switch(self, ex: HTTP11Stream) -> None:
+        """The 101 is written: the connection goes to the new protocol."""
+        self.streams.pop(ex.id, None)
+        if self.server.access_log:
+            self._log_access(ex, 0)
+        held, self._held = self._held, None
+        try:
+            protocol = ex.switch()  # type: ignore[misc]
+        except Exception:
+            log.exception(
+                "%s: the protocol factory of switch_protocols() failed", peer(self.client_address)
+            )
+            self._abort("switching protocols failed")
+            return
+        self.hand_over(protocol, bytes(held or b""))
+
+    def hand_over(self, protocol: asyncio.BaseProtocol, data: bytes) -> None:
+        """Give the transport to ``protocol``, with ``data`` already received."""
+        transport = self.transport
+        assert transport is not None
+        self._stop()
+        self._parser = None
+        self.transport = None
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        if data and not transport.is_closing():
+            protocol.data_received(data)  # type: ignore[attr-defined]
