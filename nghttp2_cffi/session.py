@@ -927,7 +927,9 @@ class Session:
     def local_closed(self, stream_id: int) -> Optional[bool]:
         """Whether our side of ``stream_id`` is closed (END_STREAM sent or
         queued to be sent last); None when the stream is closed or unknown."""
-        state = lib.nghttp2_session_get_stream_local_close(self._live, stream_id)
+        if self._s is None:
+            raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")
+        state = lib.nghttp2_session_get_stream_local_close(self._raw, stream_id)
         return None if state < 0 else state == 1
 
 

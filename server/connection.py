@@ -176,22 +176,23 @@ class Connection(Responder, asyncio.BufferedProtocol):
         """A request head is complete (both protocols): limits, then the
         handler's on_headers (and on_request_done when there is no body)."""
         handler = stream.handler
-        handler_type = type(handler)
-        if _is_coroutine_function(handler_type.on_headers):
-            stream.inbox = Inbox()
-        elif not end_stream and _is_coroutine_function(handler_type.on_data):
-            stream.inbox = Inbox()
-            stream.ordered = True
+        reads = _BODY_READERS.get(type(handler))
+        if reads is None:
+            reads = _body_reader(type(handler))
         if end_stream:
-            stream.expect_continue = False
-            if stream.inbox is not None:
-                stream.inbox.close()
+            if reads == _READ_BODY:
+                stream.inbox = inbox = Inbox()
+                inbox.close()
+            if self._call(stream, handler.on_headers):
+                self._call(stream, handler.on_request_done)
+            else:
+                stream.failed = True
+            return
+        if reads:
+            stream.inbox = Inbox()
+            stream.ordered = reads == _ORDERED_ON_DATA
         if not self._call(stream, handler.on_headers):
             stream.failed = True
-            return
-        if end_stream:
-            if not stream.ordered:
-                self._call(stream, handler.on_request_done)
             return
         if stream.ordered:
             task = self._loop.create_task(self._feed_on_data(stream))
@@ -460,14 +461,23 @@ class Connection(Responder, asyncio.BufferedProtocol):
         )
 
 
-_COROUTINE_FUNCTIONS: Dict[Any, bool] = {}
+# How a handler class takes the request body: through on_data as it comes
+# (0), with read_body()/iter_body() from an async on_headers, or fed in
+# order to an async on_data.  Worked out once per class.
+_READ_BODY = 1
+_ORDERED_ON_DATA = 2
+_BODY_READERS: Dict[type, int] = {}
 
 
-def _is_coroutine_function(func: Any) -> bool:
-    known = _COROUTINE_FUNCTIONS.get(func)
-    if known is None:
-        known = _COROUTINE_FUNCTIONS[func] = asyncio.iscoroutinefunction(func)
-    return known
+def _body_reader(handler_class: type) -> int:
+    if asyncio.iscoroutinefunction(handler_class.on_headers):  # type: ignore[attr-defined]
+        reads = _READ_BODY
+    elif asyncio.iscoroutinefunction(handler_class.on_data):  # type: ignore[attr-defined]
+        reads = _ORDERED_ON_DATA
+    else:
+        reads = 0
+    _BODY_READERS[handler_class] = reads
+    return reads
 
 
 def content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:

@@ -245,11 +245,12 @@ class BaseRequestHandler:
         The server closes a file body once sent (or when the stream ends
         first) if ``self.exchange.owns_reader`` was set True before.
         """
-        if self.status is not None:
-            raise ResponseAlreadySent(f"stream {self.stream_id} has already sent its response")
-        fields = encode_response_headers(status, headers)
         stream = self.exchange
-        stream.connection.start_response(stream, status, fields, body)
+        if stream.status is not None:
+            raise ResponseAlreadySent(f"stream {stream.id} has already sent its response")
+        stream.connection.start_response(
+            stream, status, encode_response_headers(status, headers), body
+        )
 
     def push(
         self,

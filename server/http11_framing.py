@@ -54,8 +54,18 @@ class HTTP11Stream(Stream):
         "response_done",
     )
 
-    def __init__(self, connection: Connection, stream_id: int, now: float) -> None:
-        super().__init__(connection, stream_id, now)
+    def __init__(
+        self,
+        connection: Connection,
+        stream_id: int,
+        now: float,
+        headers: Fields,
+        method: Optional[bytes],
+        path: Optional[bytes],
+        scheme: Optional[bytes],
+        host: Optional[bytes],
+    ) -> None:
+        super().__init__(connection, stream_id, now, headers, method, path, scheme, host)
         self.keep_alive = True
         self.http10 = False
         self.te_trailers = False
@@ -78,7 +88,7 @@ class HTTP11Stream(Stream):
 def canned(connection: Connection, status: int, now: float) -> HTTP11Stream:
     """An answer of the server's own to a request no handler sees (400,
     431...), then the connection closes."""
-    stream = HTTP11Stream(connection, 0, now)
+    stream = HTTP11Stream(connection, 0, now, [], None, None, None, None)
     body = REASONS.get(status, b"Bad Request") + b"\n"
     stream.out.append(
         b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"

@@ -150,17 +150,15 @@ class RequestReading(Connection):
 
         sid = self._next_id
         self._next_id += 2
-        ex = HTTP11Stream(self, sid, self._loop.time())
-        ex.method = method
-        ex.path = path
-        ex.scheme = self.scheme
-        ex.host = host
-        ex.headers = [
+        scheme = self.scheme
+        headers = [
             (b":method", method),
-            (b":scheme", self.scheme),
+            (b":scheme", scheme),
             (b":authority", host),
             (b":path", path),
-        ] + fields
+        ]
+        headers += fields
+        ex = HTTP11Stream(self, sid, self._loop.time(), headers, method, path, scheme, host)
         ex.keep_alive = head.keep_alive
         ex.http10 = head.version == "1.0"
         ex.te_trailers = te_trailers

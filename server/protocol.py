@@ -203,39 +203,41 @@ class HTTP2Protocol(Connection):
             # Reset in the same read that opened it (Rapid Reset does so):
             # no handler, whose answer would fail on the closed stream.
             return
-        stream = Stream(self, sid, self._loop.time())
         # The stream keeps the event's list: nghttp2 has checked it, with the
         # pseudo-headers first.  Only cookie crumbs (RFC 9113 8.2.3) make a copy.
-        stream.headers = headers = event.headers
+        headers = event.headers
+        method = path = scheme = host = None
         cookies = 0
         expect = False
         for name, value in headers:
             if name[0] == 58:  # b":"
                 if name == b":method":
-                    stream.method = value
+                    method = value
                 elif name == b":path":
-                    stream.path = value
+                    path = value
                 elif name == b":scheme":
-                    stream.scheme = value
+                    scheme = value
                 elif name == b":authority":
-                    stream.host = value
+                    host = value
             elif name == b"cookie":
                 cookies += 1
             elif name == b"host":
-                if stream.host is None:
-                    stream.host = value
+                if host is None:
+                    host = value
             elif name == b"expect":
                 expect = value.lower() == b"100-continue"
-        if cookies > 1:
-            crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
-            stream.headers = headers = [f for f in headers if f[0] != b"cookie"]
-            headers.append((b"cookie", crumbs))
-        if stream.host is None:
+        if host is None:
             session.reset_stream(sid, _PROTOCOL_ERROR)
             return
+        if cookies > 1:
+            crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
+            headers = [f for f in headers if f[0] != b"cookie"]
+            headers.append((b"cookie", crumbs))
+        stream = Stream(self, sid, self._loop.time(), headers, method, path, scheme, host)
         end_stream = event.end_stream
         stream.expect_continue = expect and not end_stream
-        self._attach(stream)
+        self.streams[sid] = stream
+        stream.handler = self.handler_class(self, sid)
         self._requests += 1
         self._idle_since = None
         if self.limits.max_body_size is not None and not end_stream:
@@ -378,11 +380,17 @@ class HTTP2Protocol(Connection):
             raise PushDisabled(
                 "the client disabled server push (SETTINGS_ENABLE_PUSH = 0)"
             ) from exc
-        promised = Stream(self, promised_id, self._loop.time())
+        promised = Stream(
+            self,
+            promised_id,
+            self._loop.time(),
+            request,
+            request[0][1],  # the pseudo-headers, in handler.push's order
+            request[3][1],
+            request[1][1],
+            request[2][1],
+        )
         promised.pushed = True
-        promised.method, promised.scheme = request[0][1], request[1][1]
-        promised.host, promised.path = request[2][1], request[3][1]
-        promised.headers = request
         self._attach(promised)
         return promised
 

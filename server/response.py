@@ -125,7 +125,8 @@ class Responder(abc.ABC):
 
     def start_response(self, stream: Stream, status: int, fields: Fields, body: Any) -> None:
         """The response head and its whole body (bytes, a file, a generator)."""
-        self._open(stream)
+        if self._closed or self.streams.get(stream.id) is not stream:
+            self._open(stream)  # raises
         if body is not None and body.__class__ is not bytes:
             body = _response_body(body)  # bytes, an io.IOBase or a generator
         if body is None or body.__class__ is bytes:

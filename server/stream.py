@@ -95,15 +95,27 @@ class Stream:
         "stalled_at",
     )
 
-    def __init__(self, connection: Connection, stream_id: int, now: float) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        stream_id: int,
+        now: float,
+        headers: List[Tuple[bytes, bytes]],
+        method: Optional[bytes],
+        path: Optional[bytes],
+        scheme: Optional[bytes],
+        host: Optional[bytes],
+    ) -> None:
         self.connection = connection
         self.handler: BaseRequestHandler = None  # type: ignore[assignment] # set right after
         self.id = stream_id
-        self.method: Optional[bytes] = None
-        self.path: Optional[bytes] = None
-        self.scheme: Optional[bytes] = None
-        self.host: Optional[bytes] = None
-        self.headers: List[Tuple[bytes, bytes]] = []
+        #: The request: every field, pseudo-headers first, as bytes pairs.
+        self.headers = headers
+        self.method = method
+        self.path = path
+        self.scheme = scheme
+        #: ``:authority``, else the ``host`` field.
+        self.host = host
         self.trailers: Optional[List[Tuple[bytes, bytes]]] = None
         self.pushed = False
         self.received = 0
