@@ -469,10 +469,10 @@ _ORDERED_ON_DATA = 2
 _BODY_READERS: Dict[type, int] = {}
 
 
-def _body_reader(handler_class: type) -> int:
-    if asyncio.iscoroutinefunction(handler_class.on_headers):  # type: ignore[attr-defined]
+def _body_reader(handler_class: Any) -> int:
+    if asyncio.iscoroutinefunction(handler_class.on_headers):
         reads = _READ_BODY
-    elif asyncio.iscoroutinefunction(handler_class.on_data):  # type: ignore[attr-defined]
+    elif asyncio.iscoroutinefunction(handler_class.on_data):
         reads = _ORDERED_ON_DATA
     else:
         reads = 0
