@@ -94,9 +94,11 @@ class Responder(abc.ABC):
             raise ClientDisconnected(f"stream {stream.id} is closed: the client reset it or left")
 
     def _fail(self, stream: Stream) -> None:
-        """A callback or a body failed: answer 500, or reset past the head."""
+        """A callback or a body failed: answer 500, or reset past the head.
+        No more body callbacks for this request."""
         if self._closed or self.streams.get(stream.id) is not stream:
             return
+        stream.failed = True
         if stream.status is None:
             self._drop_body_source(stream)
             try:

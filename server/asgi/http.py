@@ -13,7 +13,7 @@ import asyncio
 import logging
 import weakref
 from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple
-from urllib.parse import unquote
+from urllib import parse
 
 from nghttp2_cffi import NGHTTP2Error, SettingCode
 
@@ -78,7 +78,7 @@ def decode_path(raw: bytes) -> tuple[str, bytes, bytes]:
         text = raw_path.decode("ascii")
     except UnicodeDecodeError:
         text = raw_path.decode("utf-8", "replace")
-    return (unquote(text) if "%" in text else text), raw_path, query
+    return (parse.unquote(text) if "%" in text else text), raw_path, query
 
 
 def _address(value: Any) -> Optional[tuple[Any, int]]:
