@@ -10,7 +10,7 @@ message ends, in that order, through the :class:`ParserListener` calls.
 
 from __future__ import annotations
 
-from typing import List, Optional, Protocol, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 import httptools
 
@@ -83,9 +83,16 @@ class UpgradeRequested(Exception):
 class RequestParser:
     """Feeds httptools and turns its callbacks into listener calls."""
 
+    on_body: Callable[[bytes], None]
+    on_message_complete: Callable[[], None]
+
     def __init__(self, listener: ParserListener, max_head_size: int) -> None:
         self.listener = listener
         self.max_head_size = max_head_size
+        # Body chunks and message ends go to the listener straight from
+        # httptools (which looks its callbacks up once, here): no call between.
+        self.on_body = listener.on_request_body
+        self.on_message_complete = listener.on_request_end
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._fields: Fields = []
@@ -152,12 +159,6 @@ class RequestParser:
                 parser.should_upgrade(),
             )
         )
-
-    def on_body(self, body: bytes) -> None:
-        self.listener.on_request_body(body)
-
-    def on_message_complete(self) -> None:
-        self.listener.on_request_end()
 
 
 class ChunkedBody:

@@ -167,7 +167,8 @@ class RequestReading(Connection):
         ex.chunked_request = chunked
         self._current = ex
         self._exchanges.append(ex)
-        self._attach(ex)
+        self.streams[sid] = ex
+        ex.handler = self.handler_class(self, sid)
         self._requests += 1
         if upgrade is not None and head.upgrade:
             self._upgrade_candidate = ex
