@@ -92,7 +92,7 @@ class HTTP2Protocol(Connection):
         session.upgrade(settings_payload, head_request)
         self._busy = True
         try:
-            self._new_request(RequestReceived(1, request, True))
+            self._new_request(RequestReceived(1, request, True), self._loop.time())
         finally:
             self._busy = False
         self.flush()
@@ -167,10 +167,13 @@ class HTTP2Protocol(Connection):
         # Events are told apart by identity of their class (the fastest test),
         # which mypy cannot narrow on: hence List[Any].
         streams = self.streams
+        now = 0.0  # the loop's time, once per batch of requests
         for event in events:
             cls = event.__class__
             if cls is RequestReceived:
-                self._new_request(event)
+                if not now:
+                    now = self._loop.time()
+                self._new_request(event, now)
             elif cls is DataReceived:
                 self._data(event)
             elif cls is StreamClosed:
@@ -194,7 +197,7 @@ class HTTP2Protocol(Connection):
             elif cls is GoAwayReceived:
                 log.debug("%s: GOAWAY %s", peer(self.client_address), event)
 
-    def _new_request(self, event: RequestReceived) -> None:
+    def _new_request(self, event: RequestReceived, now: float) -> None:
         """Where an HTTP/2 request (or an h2c upgrade's) becomes a stream."""
         sid = event.stream_id
         session = self.session
@@ -233,7 +236,7 @@ class HTTP2Protocol(Connection):
             crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
             headers = [f for f in headers if f[0] != b"cookie"]
             headers.append((b"cookie", crumbs))
-        stream = Stream(self, sid, self._loop.time(), headers, method, path, scheme, host)
+        stream = Stream(self, sid, now, headers, method, path, scheme, host)
         end_stream = event.end_stream
         stream.expect_continue = expect and not end_stream
         self.streams[sid] = stream
