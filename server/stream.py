@@ -93,6 +93,7 @@ class Stream:
         "started",
         "progress_at",
         "stalled_at",
+        "__weakref__",
     )
 
     def __init__(

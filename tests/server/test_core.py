@@ -7,8 +7,10 @@ an ``async def on_data`` gets the body in order with backpressure, and
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import shutil
+import weakref
 from typing import Any, ClassVar, List, Optional, Tuple
 
 import h2.events
@@ -352,3 +354,43 @@ async def test_a_declined_upgrade_with_a_body_is_read_and_parsing_goes_on(start_
     assert answer.count(b"HTTP/1.1 200 ") == 2
     assert b"\r\n\r\n3000 True" in answer
     assert answer.endswith(b"\r\n\r\n2 True")
+
+
+# ---------------------------------------------------------------------------
+# A finished request leaves nothing for the cycle collector
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("http2", [True, False])
+async def test_a_finished_requests_handler_and_stream_go_without_the_cycle_collector(
+    start_server, h2_connect, http2
+):
+    handlers: List[Any] = []
+    streams: List[Any] = []
+
+    class Tracked(BaseRequestHandler):
+        def on_headers(self) -> None:
+            handlers.append(weakref.ref(self))
+            streams.append(weakref.ref(self.exchange))
+            self.send_response(200, body=b"x")
+
+    server = await start_server(Tracked)
+    gc.collect()
+    gc.disable()
+    try:
+        if http2:
+            client = await h2_connect(server)
+            for _ in range(3):
+                assert (await wait(client.get("/"))).status == 200
+        else:
+            answer = await http11(
+                server,
+                b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 2 + b"GET / HTTP/1.1\r\nHost: t\r\n"
+                b"Connection: close\r\n\r\n",
+            )
+            assert answer.count(b"HTTP/1.1 200 ") == 3
+        await asyncio.sleep(0.05)
+        assert len(handlers) == 3
+        assert [ref() for ref in handlers + streams] == [None] * 6
+    finally:
+        gc.enable()
