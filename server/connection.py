@@ -175,8 +175,9 @@ class Connection(Responder, asyncio.BufferedProtocol):
         self._request_head(stream, True)
 
     def _request_head(self, stream: Stream, end_stream: bool) -> None:
-        """A request head is complete (both protocols): limits, then the
-        handler's on_headers (and on_request_done when there is no body)."""
+        """A request's head passed the protocol's checks and limits: how its
+        handler takes the body, then its on_headers (and on_request_done
+        when there is no body, or 100 Continue when it wants one)."""
         handler = stream.handler
         traits = _TRAITS.get(type(handler))
         if traits is None:

@@ -11,7 +11,7 @@ import gc
 import hashlib
 import shutil
 import weakref
-from typing import Any, ClassVar, List, Optional, Tuple
+from typing import Any, ClassVar, List, Optional
 
 import h2.events
 import pytest
@@ -136,7 +136,7 @@ async def test_async_on_data_is_ordered_and_opens_the_window_as_it_reads(start_s
         )
     )
     body = bytes(range(256)) * 1024  # 256 KiB: four times the stream's window
-    sid = await open_upload(client, "/")
+    sid = await client.open_upload("/")
     # Send what the window allows; the handler holds the first chunk.
     window = client.conn.local_flow_control_window(sid)
     sent = 0
@@ -185,23 +185,6 @@ async def test_async_on_data_over_http11(start_server):
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
-
-
-async def open_upload(
-    client: Any, path: str, headers: Optional[List[Tuple[str, str]]] = None
-) -> int:
-    """Request headers without END_STREAM: the body follows."""
-    sid = client.conn.get_next_available_stream_id()
-    fields = [
-        (":method", "POST"),
-        (":scheme", client.scheme),
-        (":authority", client.authority),
-        (":path", path),
-    ]
-    client.conn.send_headers(sid, fields + (headers or []), end_stream=False)
-    client._stream(sid)
-    await client.flush()
-    return sid
 
 
 # ---------------------------------------------------------------------------
@@ -269,7 +252,7 @@ async def _informational(client: Any, sid: int) -> List[bytes]:
 async def test_expect_100_continue_over_http2(start_server, serve_asgi, h2_connect, kind):
     server = await _serve(kind, start_server, serve_asgi)
     client = await h2_connect(server)
-    sid = await open_upload(client, "/", [("expect", "100-continue")])
+    sid = await client.open_upload("/", [("expect", "100-continue")])
     # The client waits for 100 before it sends the body.
     await wait(client.wait_for(lambda: _has_100(client, sid)))
     await client.send_body(sid, b"y" * 5000)
@@ -291,7 +274,7 @@ async def test_no_100_continue_when_the_response_comes_first(
 ):
     server = await _serve(kind, start_server, serve_asgi)
     client = await h2_connect(server)
-    sid = await open_upload(client, "/early", [("expect", "100-continue")])
+    sid = await client.open_upload("/early", [("expect", "100-continue")])
     await wait(client.wait_for(lambda: client.streams[sid].headers is not None))
     assert client.streams[sid].status == 413
     assert await _informational(client, sid) == []
