@@ -4,7 +4,7 @@ httptools (llhttp, the parser of Node.js and of uvicorn's default) parsed
 a typical browser GET about 13-25x faster than h11 on CPython in a
 micro-benchmark, and no slower on PyPy.  :class:`RequestParser` gets its
 callbacks, bounds the request head (``max_header_list_size``: 431), and
-hands the connection whole heads (:class:`RequestHead`), body chunks and
+hands the connection whole request heads, body chunks and
 message ends, in that order, through the :class:`ParserListener` calls.
 """
 
@@ -21,12 +21,12 @@ class Stop(Exception):
     """Raised in a parser callback: parse nothing more on this connection."""
 
 
-class RequestHead:
-    """A request line and its header fields, as parsed."""
+class ParserListener(Protocol):
+    """What the connection does with what the parser finds."""
 
-    __slots__ = ("method", "target", "version", "fields", "keep_alive", "upgrade")
+    def on_request_begin(self) -> None: ...
 
-    def __init__(
+    def on_request_head(
         self,
         method: bytes,
         target: bytes,
@@ -35,24 +35,11 @@ class RequestHead:
         keep_alive: bool,
         upgrade: bool,
     ) -> None:
-        self.method = method
-        self.target = target
-        #: ``"1.1"`` or ``"1.0"``.
-        self.version = version
-        #: Names lower-cased, values as sent, in order.
-        self.fields = fields
-        self.keep_alive = keep_alive
-        #: The request asks to switch protocols (``Connection: upgrade`` and
-        #: ``Upgrade``, or CONNECT): llhttp stops after its head.
-        self.upgrade = upgrade
-
-
-class ParserListener(Protocol):
-    """What the connection does with what the parser finds."""
-
-    def on_request_begin(self) -> None: ...
-
-    def on_request_head(self, head: RequestHead) -> None: ...
+        """A whole request head: ``version`` ``"1.1"`` or ``"1.0"``;
+        ``fields`` with names lower-cased, values as sent, in order;
+        ``upgrade``: the request asks to switch protocols (``Connection:
+        upgrade`` and ``Upgrade``, or CONNECT), and llhttp stops after its
+        head."""
 
     def on_request_body(self, data: bytes) -> None: ...
 
@@ -150,14 +137,12 @@ class RequestParser:
         self.in_head = False
         parser = self._parser
         self.listener.on_request_head(
-            RequestHead(
-                parser.get_method(),
-                self._url,
-                parser.get_http_version(),
-                self._fields,
-                parser.should_keep_alive(),
-                parser.should_upgrade(),
-            )
+            parser.get_method(),
+            self._url,
+            parser.get_http_version(),
+            self._fields,
+            parser.should_keep_alive(),
+            parser.should_upgrade(),
         )
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 from . import http11_framing as framing
 from .connection import TOO_LARGE_BODY, Connection, peer
 from .http11_framing import HTTP11Stream
-from .http11_parser import ChunkedBody, LengthBody, RequestHead, RequestParser, Stop
+from .http11_parser import ChunkedBody, LengthBody, RequestParser, Stop
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -82,12 +82,18 @@ class RequestReading(Connection):
             self._head_since = self._loop.time()
         self._idle_since = None
 
-    def on_request_head(self, head: RequestHead) -> None:
+    def on_request_head(
+        self,
+        method: bytes,
+        url: bytes,
+        version: str,
+        head_fields: framing.Fields,
+        keep_alive: bool,
+        upgrade_asked: bool,
+    ) -> None:
         """Where an HTTP/1.1 request head is complete: it becomes a stream
         (or an h2c upgrade), or is refused."""
         self._head_since = None
-        method = head.method
-        url = head.target
         host = path = None
         length = None
         chunked = expect = te_trailers = False
@@ -95,7 +101,7 @@ class RequestReading(Connection):
         http2_settings: List[bytes] = []
         fields = []
         cookies = []
-        for field in head.fields:
+        for field in head_fields:
             name = field[0]
             if name == b"host":
                 if host is not None:
@@ -130,7 +136,7 @@ class RequestReading(Connection):
             authority, slash, tail = rest.partition(b"/")
             host, path = authority, slash + tail or b"/"
         if host is None:
-            if head.version != "1.0":
+            if version != "1.0":
                 self._bad_request(400, "HTTP/1.1 request without Host")
                 raise Stop
             sockname = self.transport.get_extra_info("sockname") if self.transport else None
@@ -138,7 +144,7 @@ class RequestReading(Connection):
         has_body = chunked or bool(length)
         if (
             upgrade is not None
-            and head.upgrade
+            and upgrade_asked
             and self.scheme == b"http"
             and not self.streams
             and not self._pending
@@ -159,8 +165,8 @@ class RequestReading(Connection):
         ]
         headers += fields
         ex = HTTP11Stream(self, sid, self._loop.time(), headers, method, path, scheme, host)
-        ex.keep_alive = head.keep_alive
-        ex.http10 = head.version == "1.0"
+        ex.keep_alive = keep_alive
+        ex.http10 = version == "1.0"
         ex.te_trailers = te_trailers
         ex.expect_continue = expect and has_body and not ex.http10
         ex.length = length
@@ -170,7 +176,7 @@ class RequestReading(Connection):
         self.streams[sid] = ex
         ex.handler = self.handler_class(self, sid)
         self._requests += 1
-        if upgrade is not None and head.upgrade:
+        if upgrade is not None and upgrade_asked:
             self._upgrade_candidate = ex
         self._pending.append((_HEADERS, ex, b""))
         limit = self.limits.max_concurrent_streams
