@@ -10,6 +10,7 @@ import asyncio
 import gc
 import hashlib
 import shutil
+import sys
 import weakref
 from typing import Any, ClassVar, List, Optional
 
@@ -344,6 +345,9 @@ async def test_a_declined_upgrade_with_a_body_is_read_and_parsing_goes_on(start_
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    sys.implementation.name != "cpython", reason="only CPython frees by reference counting"
+)
 @pytest.mark.parametrize("http2", [True, False])
 async def test_a_finished_requests_handler_and_stream_go_without_the_cycle_collector(
     start_server, h2_connect, http2
