@@ -13,7 +13,7 @@ import asyncio
 import http
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple
 
 from .errors import InvalidResponse
 from .stream import Stream
@@ -29,6 +29,17 @@ TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$").match
 BAD_VALUE = re.compile(rb"[\r\n\0]").search
 REASONS = {s.value: s.phrase.encode("ascii") for s in http.HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
+# Field names found to be tokens; a server sends few distinct ones.
+_TOKEN_NAMES: Set[bytes] = set()
+_TOKEN_NAMES_MAX = 1024
+
+
+def _token_name(name: bytes) -> bool:
+    if not TOKEN(name):
+        return False
+    if len(_TOKEN_NAMES) < _TOKEN_NAMES_MAX:
+        _TOKEN_NAMES.add(name)
+    return True
 
 
 class HTTP11Stream(Stream):
@@ -110,8 +121,9 @@ def head(
     handler_length = None
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b""))]
     append = lines.append
+    names = _TOKEN_NAMES
     for name, value in fields[1:]:
-        if not TOKEN(name) or BAD_VALUE(value):
+        if (name not in names and not _token_name(name)) or BAD_VALUE(value):
             raise InvalidResponse(f"invalid response field {name!r}: {value!r}")
         if name == b"content-length":
             try:
