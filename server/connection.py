@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from nghttp2_cffi import DEFAULT_PRIORITY, ErrorCode, Priority
 
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled
-from .response import GENERATOR_CHUNK, STREAM_HIGH_WATER, Responder
+from .response import GENERATOR_CHUNK, STREAM_HIGH_WATER, Responder, peer
 from .stream import Inbox, Stream
 
 __all__ = [
@@ -53,7 +53,6 @@ access_log = logging.getLogger("nghttp2.server.access")
 # pause_writing() stops them in time.
 WRITE_CHUNK = 256 * 1024
 _CANCEL = int(ErrorCode.CANCEL)
-_TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
 TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
@@ -123,11 +122,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
 
     def _release(self) -> None:
         """connection_lost: drop the protocol's own state."""
-
-    def _window_shut(self, stream: Stream) -> bool:
-        """Whether the response waits for the client to open its
-        flow-control window (HTTP/2 only)."""
-        return False
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -382,43 +376,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
             self.flush()
         self._arm_timer()
 
-    def _expire_streams(self, deadline: float) -> None:
-        """503 for streams that have not answered since ``deadline``; a
-        deferred body not resumed since then is given up (``_fail``); a
-        response whose client has kept its window shut since then is
-        reset (slow read, CVE-2019-9517)."""
-        streams = self.streams
-        for stream in list(streams.values()):
-            if stream.progress_at > deadline or streams.get(stream.id) is not stream:
-                continue
-            if stream.status is None and not stream.pushed:
-                log.warning(
-                    "%s: stream %d: no response in time, answering 503",
-                    peer(self.client_address),
-                    stream.id,
-                )
-                self._answer_plain(stream, 503, _TIMEOUT_BODY)
-            elif stream.deferred:
-                log.warning(
-                    "%s: stream %d: deferred body not resumed in time, giving up",
-                    peer(self.client_address),
-                    stream.id,
-                )
-                self._drop_body_source(stream)
-                self._fail(stream)
-            elif self._window_shut(stream):
-                if not stream.stalled_at:
-                    stream.stalled_at = self._loop.time()
-                elif stream.stalled_at <= deadline:
-                    log.warning(
-                        "%s: stream %d: the client kept its window shut, resetting",
-                        peer(self.client_address),
-                        stream.id,
-                    )
-                    self.reset(stream, _CANCEL)
-            elif stream.stalled_at:
-                stream.stalled_at = 0.0
-
     # ---- closing streams ---------------------------------------------------
 
     def _close_stream(self, stream: Stream, error_code: int) -> None:
@@ -504,10 +461,3 @@ def content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:
             except ValueError:
                 return None
     return None
-
-
-def peer(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)

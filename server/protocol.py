@@ -383,16 +383,9 @@ class HTTP2Protocol(Connection):
             raise PushDisabled(
                 "the client disabled server push (SETTINGS_ENABLE_PUSH = 0)"
             ) from exc
-        promised = Stream(
-            self,
-            promised_id,
-            self._loop.time(),
-            request,
-            request[0][1],  # the pseudo-headers, in handler.push's order
-            request[3][1],
-            request[1][1],
-            request[2][1],
-        )
+        # The pseudo-headers come first, in handler.push's order.
+        method, scheme, host, path = [value for _, value in request[:4]]
+        promised = Stream(self, promised_id, self._loop.time(), request, method, path, scheme, host)
         promised.pushed = True
         self._attach(promised)
         return promised

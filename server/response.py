@@ -41,6 +41,8 @@ GENERATOR_CHUNK = 16384
 
 _INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
 _ERROR_BODY = b"Internal Server Error\n"
+_TIMEOUT_BODY = b"Service Unavailable: the handler did not answer in time\n"
+_CANCEL = int(ErrorCode.CANCEL)
 _CONTINUE: Fields = [(b":status", b"100")]
 
 
@@ -48,6 +50,7 @@ class Responder(abc.ABC):
     """The response side of a connection; see the module docstring."""
 
     streams: Dict[int, Stream]
+    client_address: Any
     _loop: asyncio.AbstractEventLoop
     _busy: bool
     _closed: bool
@@ -223,6 +226,50 @@ class Responder(abc.ABC):
             if not self._busy:
                 self.flush()
 
+    # ---- responses that do not come -----------------------------------------
+
+    def _expire_streams(self, deadline: float) -> None:
+        """503 for streams that have not answered since ``deadline``; a
+        deferred body not resumed since then is given up (``_fail``); a
+        response whose client has kept its window shut since then is
+        reset (slow read, CVE-2019-9517)."""
+        streams = self.streams
+        for stream in list(streams.values()):
+            if stream.progress_at > deadline or streams.get(stream.id) is not stream:
+                continue
+            if stream.status is None and not stream.pushed:
+                log.warning(
+                    "%s: stream %d: no response in time, answering 503",
+                    peer(self.client_address),
+                    stream.id,
+                )
+                self._answer_plain(stream, 503, _TIMEOUT_BODY)
+            elif stream.deferred:
+                log.warning(
+                    "%s: stream %d: deferred body not resumed in time, giving up",
+                    peer(self.client_address),
+                    stream.id,
+                )
+                self._drop_body_source(stream)
+                self._fail(stream)
+            elif self._window_shut(stream):
+                if not stream.stalled_at:
+                    stream.stalled_at = self._loop.time()
+                elif stream.stalled_at <= deadline:
+                    log.warning(
+                        "%s: stream %d: the client kept its window shut, resetting",
+                        peer(self.client_address),
+                        stream.id,
+                    )
+                    self.reset(stream, _CANCEL)
+            elif stream.stalled_at:
+                stream.stalled_at = 0.0
+
+    def _window_shut(self, stream: Stream) -> bool:
+        """Whether the response waits for the client to open its
+        flow-control window (HTTP/2 only)."""
+        return False
+
     # ---- streamed bodies ---------------------------------------------------
 
     def _pull_body(self, stream: Stream, size: int) -> bool:
@@ -336,3 +383,10 @@ def _at_end_of_file(reader: Any) -> bool:
         return stat.S_ISREG(info.st_mode) and reader.tell() >= info.st_size
     except (OSError, ValueError):
         return False
+
+
+def peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
