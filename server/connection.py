@@ -9,8 +9,8 @@ response travels, and implement that as one small interface (see
 
 Here, once for both: the streams and their handlers, running callbacks (a
 coroutine becomes a task, an ``async def on_data`` is fed the body in
-order, an exception answers 500), the connection cap, the timeouts,
-closing streams and the access log.
+order, an exception answers 500), the connection cap, the timer that
+ticks over every timeout, closing streams and the access log.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@
 implements: ``send_head``, ``send_data``, ``send_trailers``,
 ``send_interim``, ``reset`` and ``consumed`` (and ``flush``).  It also pulls
 streamed bodies (generators; files read off the event loop), sends 100
-Continue when the handler first wants the body, and answers 500 (or
-resets) when a handler or a body fails.
+Continue when the handler first wants the body, answers 500 (or resets)
+when a handler or a body fails, and gives up responses that do not come
+(``response_timeout``: 503, a deferred body not resumed, a client that
+keeps its window shut).
 """
 
 from __future__ import annotations
