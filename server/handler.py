@@ -145,6 +145,8 @@ class BaseRequestHandler:
         """The stream's id (HTTP/1.1: 1, 3, 5... in request order)."""
         return self.exchange.id
 
+    # ---- what the request says (kept on the stream) -----------------------
+
     @property
     def method(self) -> Optional[bytes]:
         """``:method``."""
@@ -195,6 +197,8 @@ class BaseRequestHandler:
         """The request's trailer fields, once :meth:`on_request_done` runs."""
         return self.exchange.trailers
 
+    # ---- where the response is -------------------------------------------
+
     @property
     def status(self) -> Optional[int]:
         """The response status, once :meth:`send_response` was called."""
@@ -204,8 +208,6 @@ class BaseRequestHandler:
     def pushed(self) -> bool:
         """True for the handler of a pushed response."""
         return self.exchange.pushed
-
-    # ---- what the request says ------------------------------------------
 
     @property
     def client_address(self) -> Any:
