@@ -197,6 +197,16 @@ class BaseRequestHandler:
         """The request's trailer fields, once :meth:`on_request_done` runs."""
         return self.exchange.trailers
 
+    @property
+    def client_address(self) -> Any:
+        """``(host, port)`` of the client."""
+        return self.remote_address
+
+    @property
+    def client_certificate(self) -> Optional[Dict[str, Any]]:
+        """The client's TLS certificate (``SSLSocket.getpeercert()``), if any."""
+        return self.http2.client_certificate
+
     # ---- where the response is -------------------------------------------
 
     @property
@@ -208,16 +218,6 @@ class BaseRequestHandler:
     def pushed(self) -> bool:
         """True for the handler of a pushed response."""
         return self.exchange.pushed
-
-    @property
-    def client_address(self) -> Any:
-        """``(host, port)`` of the client."""
-        return self.remote_address
-
-    @property
-    def client_certificate(self) -> Optional[Dict[str, Any]]:
-        """The client's TLS certificate (``SSLSocket.getpeercert()``), if any."""
-        return self.http2.client_certificate
 
     # ---- callbacks to override ------------------------------------------
 
