@@ -6,8 +6,10 @@
 - over TLS, ALPN ``h2`` hands the transport to an
   :class:`~server.protocol.HTTP2Protocol`; ``http/1.1`` (or no ALPN) stays;
 - in the clear, the first bytes decide: the HTTP/2 client preface
-  (``PRI * HTTP/2.0``...) is HTTP/2 with prior knowledge, anything else
-  HTTP/1.1.  Only the first bytes are looked at: HTTP/2 pays nothing after;
+  (``PRI * HTTP/2.0``...) is HTTP/2 with prior knowledge, an HTTP/1.x
+  request line HTTP/1.1; anything else goes to HTTP/2, which answers an
+  invalid preface with GOAWAY PROTOCOL_ERROR.  Only the first bytes are
+  looked at: HTTP/2 pays nothing after;
 - ``Upgrade: h2c`` (RFC 7540 section 3.2, what ``curl --http2`` sends) on a
   request without a body, first on its connection: ``101 Switching
   Protocols``, then HTTP/2, the request becoming stream 1 (its
@@ -77,7 +79,7 @@ from .http11_parser import (
     UpgradeRequested,
 )
 from .http11_requests import PAUSE_BODY, PAUSE_HELD, PAUSE_PIPELINE, PAUSE_WRITE
-from .http11_upgrade import UpgradeHandling, sniff_http2_preface
+from .http11_upgrade import SNIFF_LIMIT, UpgradeHandling, speaks_http2
 from .protocol import HTTP2Protocol
 
 if TYPE_CHECKING:
@@ -115,7 +117,7 @@ class HTTP11Protocol(UpgradeHandling):
     def data_received(self, data: bytes) -> None:
         if self._sniff is not None:
             data = self._sniff + data
-            http2 = sniff_http2_preface(data)
+            http2 = speaks_http2(data, SNIFF_LIMIT)
             if http2 is None:
                 self._sniff = data
                 return

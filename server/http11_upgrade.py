@@ -1,9 +1,11 @@
 """Leaving HTTP/1.1: the HTTP/2 preface sniff, the h2c upgrade (RFC 7540
 section 3.2) and ``switch_protocols`` (WebSockets and other Upgrades).
 
-- In the clear, the first bytes decide (:func:`sniff_http2_preface`): the
-  HTTP/2 client preface (``PRI * HTTP/2.0``...) is HTTP/2 with prior
-  knowledge, anything else HTTP/1.1.  Over TLS, ALPN decides.
+- In the clear, the first bytes decide (:func:`speaks_http2`): the HTTP/2
+  client preface (``PRI * HTTP/2.0``...) is HTTP/2 with prior knowledge, an
+  HTTP/1.x request line HTTP/1.1, and anything else goes to HTTP/2 too,
+  which answers an invalid preface with GOAWAY PROTOCOL_ERROR.  Over TLS,
+  ALPN decides.
 - ``Upgrade: h2c`` on a request without a body, first on its connection:
   ``101 Switching Protocols``, then HTTP/2, the request becoming stream 1
   (:func:`h2c_request`, :func:`start_h2c`).  An h2c upgrade of a request
@@ -23,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple, cast
 
 from .connection import peer
@@ -44,6 +47,10 @@ H2CRequest = Tuple[bytes, bytes, bytes, Fields, bytes]
 
 #: The HTTP/2 client connection preface (RFC 9113 section 3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# Bytes of a first line without its end that still wait for the decision;
+# past them it is HTTP/1.1's (a long request line is served as before).
+SNIFF_LIMIT = 1024
+_NOT_IN_REQUEST_LINE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _H2C_SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 # Never copied into an h2c request's HTTP/2 header list (RFC 9113 8.2.2).
 _HOP_BY_HOP = frozenset(
@@ -59,13 +66,27 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-def sniff_http2_preface(data: bytes) -> Optional[bool]:
-    """The first bytes of a cleartext connection: True when they are the
-    HTTP/2 client preface, False when they are not, None when too few to
-    tell yet."""
-    if PREFACE.startswith(data[:24]):
-        return None if len(data) < len(PREFACE) else True
-    return False
+def speaks_http2(data: bytes, max_line: int) -> Optional[bool]:
+    """Which protocol the first bytes of a cleartext connection speak: True
+    for HTTP/2 (its preface, or anything that is not an HTTP/1.x request:
+    nghttp2 then answers an invalid preface with GOAWAY PROTOCOL_ERROR, as
+    RFC 9113 section 3.4 asks), False for HTTP/1.1, None while undecided.
+
+    A request line ends in ``HTTP/`` and a version (``GET / HTTP/2.0`` stays
+    HTTP/1.1's to refuse); bytes that begin like the preface are HTTP/2's.
+    Up to ``max_line`` bytes wait for the line's end; more go to HTTP/1.1.
+    """
+    head = data[:24]
+    if PREFACE.startswith(head) or head.startswith(PREFACE[:14]):
+        return None if len(data) < 24 else True
+    start = len(data) - len(data.lstrip(b"\r\n"))  # RFC 9112 2.2: leading CRLFs
+    end = data.find(b"\n", start)
+    if _NOT_IN_REQUEST_LINE.search(data, start, len(data) if end < 0 else end):
+        return True  # binary: no request line
+    if end < 0:
+        return None if len(data) <= max_line else False
+    version = data[start:end].rstrip(b"\r").rpartition(b" ")[2]
+    return not version.startswith(b"HTTP/")
 
 
 def h2c_request(
