@@ -200,8 +200,9 @@ class HTTP11Protocol(UpgradeHandling):
                 self._closing = True
                 return
             except ParseError as exc:
+                # In a head: 400; in a body (validation): see _reject_body.
+                self.on_bad_request(400, f"malformed request: {exc}")
                 self._stop_parsing()
-                self._bad_request(400, f"malformed request: {exc}")
                 return
 
     # ---- writing -------------------------------------------------------

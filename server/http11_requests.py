@@ -16,10 +16,13 @@ import collections
 import logging
 from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
+from nghttp2_cffi import ErrorCode
+
 from . import http11_framing as framing
 from .connection import TOO_LARGE_BODY, Connection, peer
 from .http11_framing import HTTP11Stream
 from .http11_parser import ChunkedBody, LengthBody, RequestParser, Stop
+from .validation import FIELD_OVERHEAD, check_http11_head, check_trailer_field
 
 if TYPE_CHECKING:
     from .server import HTTP2Server
@@ -33,7 +36,9 @@ PAUSE_PIPELINE = 4  # too many requests waiting for their answers
 PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 
 # Parser events, dispatched once the parser returned.
-_HEADERS, _DATA, _END, _TOO_LARGE = range(4)
+_HEADERS, _DATA, _END, _TOO_LARGE, _MALFORMED = range(5)
+# on_close's error code for a request whose body was malformed.
+_PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 
 
 class RequestReading(Connection):
@@ -59,6 +64,7 @@ class RequestReading(Connection):
         self._upgrade_ex: Optional[HTTP11Stream] = None  # waits for switch_protocols or an answer
         self._held: Optional[bytearray] = None  # bytes after that request
         self._head_since: Optional[float] = None
+        self._trailer_size = 0  # validation: the request's trailer fields so far
 
     @abc.abstractmethod
     def _accept_h2c(
@@ -126,19 +132,17 @@ class RequestReading(Connection):
             fields.append(field)
         if cookies:
             fields.append((b"cookie", b"; ".join(cookies)))
+        # validation: request line, Host and framing (RFC 9112 sections 3, 6)
+        rejection = check_http11_head(method, url, version, host, head_fields if chunked else None)
+        if rejection is not None:
+            self._bad_request(*rejection)
+            raise Stop
         if url[:1] == b"/" or url == b"*" or method == b"CONNECT":
             path = url
-        else:  # absolute-form: scheme://authority/path
-            _, sep, rest = url.partition(b"://")
-            if not sep:
-                self._bad_request(400, "malformed request target")
-                raise Stop
-            authority, slash, tail = rest.partition(b"/")
+        else:  # absolute-form: scheme://authority/path (checked above)
+            authority, slash, tail = url.partition(b"://")[2].partition(b"/")
             host, path = authority, slash + tail or b"/"
-        if host is None:
-            if version != "1.0":
-                self._bad_request(400, "HTTP/1.1 request without Host")
-                raise Stop
+        if host is None:  # HTTP/1.0 (checked above)
             sockname = self.transport.get_extra_info("sockname") if self.transport else None
             host = peer(sockname).encode("ascii") if sockname else b"localhost"
         has_body = chunked or bool(length)
@@ -196,10 +200,18 @@ class RequestReading(Connection):
 
     def on_request_trailer(self, name: bytes, value: bytes) -> None:
         ex = self._current
-        if ex is not None:
-            if ex.trailers is None:
-                ex.trailers = []
-            ex.trailers.append((name, value))
+        if ex is None:
+            return
+        if ex.trailers is None:
+            ex.trailers = []
+            self._trailer_size = 0
+        # validation: framing fields refused, the size bounded
+        self._trailer_size += len(name) + len(value) + FIELD_OVERHEAD
+        rejection = check_trailer_field(name, self._trailer_size, self.limits.max_header_list_size)
+        if rejection is not None:
+            self._reject_body(ex, *rejection)
+            raise Stop
+        ex.trailers.append((name, value))
 
     def on_request_end(self) -> None:
         ex = self._current
@@ -213,7 +225,15 @@ class RequestReading(Connection):
         self._pending.append((_END, ex, b""))
 
     def on_bad_request(self, status: int, reason: str) -> None:
-        self._bad_request(status, reason)
+        ex = self._current
+        if ex is None:  # in a head
+            self._bad_request(status, reason)
+        else:  # validation: in a body or its trailers
+            self._reject_body(ex, status, reason)
+
+    def body_received(self) -> int:
+        ex = self._current
+        return ex.received if ex is not None else 0
 
     def _stop_parsing(self) -> None:
         """Parse nothing more on this connection."""
@@ -247,6 +267,8 @@ class RequestReading(Connection):
                     self._request_done(ex)
                 if ex.response_done:
                     self._finish(ex, 0)
+            elif kind == _MALFORMED:  # validation: see _reject_body
+                self._finish(ex, _PROTOCOL_ERROR)
             else:  # _TOO_LARGE
                 self._too_large(ex)
 
@@ -264,6 +286,33 @@ class RequestReading(Connection):
         else:
             ex.broken = True
             ex.ended = True
+
+    def _reject_body(self, ex: HTTP11Stream, status: int, reason: str) -> None:
+        """validation: ``ex``'s body or trailers are malformed, its head was
+        not.  A handler not started yet never is: the client gets
+        ``status``.  A started one sees its body end with an error
+        (``on_close(PROTOCOL_ERROR)``; ASGI: ``http.disconnect``), after the
+        server answered ``status`` if it had not answered yet.  Either way
+        the connection closes."""
+        self._closing = True
+        if any(kind == _HEADERS and item is ex for kind, item, _ in self._pending):
+            self._pending = [event for event in self._pending if event[1] is not ex]
+            self._exchanges.remove(ex)
+            del self.streams[ex.id]
+            ex.handler = None  # type: ignore[assignment] # never called: no cycle left
+            self._bad_request(status, reason)
+            return
+        log.info("%s: %d: %s", peer(self.client_address), status, reason)
+        ex.failed = True
+        if ex.status is None:
+            ex.close_after = True
+            self._drop_body_source(ex)
+            self._answer_plain(ex, status, framing.REASONS.get(status, b"Bad Request") + b"\n")
+        elif not ex.ended:
+            ex.broken = ex.ended = True  # HTTP/1.1 can only cut the connection
+        else:
+            ex.close_after = True
+        self._pending.append((_MALFORMED, ex, b""))  # on_close once the parser returned
 
     def _bad_request(self, status: int, reason: str) -> None:
         """Answer a request we cannot parse (no handler sees it), then close."""
