@@ -204,6 +204,8 @@ class ChunkedBody:
                 break
             line = buf[pos:end]
             pos = end + 2
+            if b"\n" in line or b"\r" in line:  # as llhttp (RFC 9112 section 2.2)
+                raise ParseError("bare CR or LF in a chunked body")
             if self._state == 0:
                 size = line.split(b";", 1)[0].strip()
                 if not size or size.strip(b"0123456789abcdefABCDEF"):
