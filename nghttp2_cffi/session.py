@@ -929,6 +929,17 @@ class Session:
         """Whether the stream still has body data queued or to come."""
         return stream_id in self._bodies
 
+    # ---- stream state the server asks about ----------------------------------
+    # (kept together, apart from the constructor and its options)
+
+    def local_closed(self, stream_id: int) -> Optional[bool]:
+        """Whether our side of ``stream_id`` is closed (END_STREAM sent or
+        queued to be sent last); None when the stream is closed or unknown."""
+        if self._s is None:
+            raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")
+        state = lib.nghttp2_session_get_stream_local_close(self._raw, stream_id)
+        return None if state < 0 else state == 1
+
 
 def _closed(*args: Any, **kwargs: Any) -> Any:
     raise SessionClosingError(lib.NGHTTP2_ERR_INVALID_STATE, "the Session is closed")

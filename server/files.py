@@ -25,7 +25,7 @@ import time
 from importlib import resources
 from pathlib import Path
 from typing import IO, Iterable, List, Optional, Tuple, Union
-from urllib.parse import quote, unquote_to_bytes
+from urllib import parse
 
 from nghttp2_cffi import __version__
 
@@ -154,7 +154,7 @@ def locate(root: bytes, raw_path: bytes, dotfiles: bool = False) -> Optional[byt
     exists is for the caller to find out."""
     if raw_path[:1] != b"/":
         return None
-    decoded = unquote_to_bytes(raw_path)
+    decoded = parse.unquote_to_bytes(raw_path)
     if b"\0" in decoded:
         return None
     segments = [s for s in decoded.split(b"/") if s and s != b"."]
@@ -191,7 +191,7 @@ def listing_html(url_path: str, entries: Iterable[Tuple[str, bool]]) -> bytes:
         lines.append('<li><a href="../">../</a></li>')
     for name, is_folder in sorted(entries, key=lambda e: (not e[1], e[0].lower(), e[0])):
         slash = "/" if is_folder else ""
-        href = quote(os.fsencode(name)) + slash
+        href = parse.quote(os.fsencode(name)) + slash
         lines.append(f'<li><a href="{href}">{html.escape(_shown(name))}{slash}</a></li>')
     lines.append("</ul></body></html>\n")
     return "\n".join(lines).encode("utf-8")
@@ -307,7 +307,7 @@ class DirectoryHandler(BaseRequestHandler):
         except OSError:
             self._text(404, b"Not Found\n")
             return
-        body = listing_html(os.fsdecode(unquote_to_bytes(raw_path)), entries)
+        body = listing_html(os.fsdecode(parse.unquote_to_bytes(raw_path)), entries)
         headers = [
             ("date", _now()),
             ("server", SERVER),

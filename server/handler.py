@@ -8,8 +8,6 @@ Subclass it and override the ``on_*`` callbacks; answer with
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import io
 from typing import (
     TYPE_CHECKING,
@@ -28,9 +26,11 @@ from nghttp2_cffi import Priority
 from nghttp2_cffi.priority import as_priority
 
 from .errors import InvalidResponse, PushDisabled, PushError, ResponseAlreadySent
+from .stream import Inbox as Inbox  # re-exported: it lived here
+from .stream import Stream
 
 if TYPE_CHECKING:
-    from .protocol import HTTP2Protocol
+    from .connection import Connection
 
 #: Flags a body generator returns with its chunk.
 DATA_OK = 0
@@ -99,36 +99,13 @@ def _check_body(body: Any) -> None:
     )
 
 
-class Inbox:
-    """A request body on its way to a coroutine handler."""
+class _TaskView:
+    """``handler._task``, read-only, for code written when the server kept
+    the task on the handler.  A non-data descriptor: a subclass that sets
+    ``self._task`` for its own use simply shadows it."""
 
-    __slots__ = ("chunks", "done", "error", "_waiter")
-
-    def __init__(self) -> None:
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.done = False
-        self.error: Optional[BaseException] = None
-        self._waiter: Optional[asyncio.Future[None]] = None
-
-    def put(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self._wake()
-
-    def close(self, error: Optional[BaseException] = None) -> None:
-        self.done = True
-        self.error = self.error or error
-        self._wake()
-
-    async def wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    def __get__(self, handler: Any, owner: Any = None) -> Any:
+        return None if handler is None else handler.exchange.task
 
 
 class BaseRequestHandler:
@@ -145,42 +122,80 @@ class BaseRequestHandler:
     #: push() where no push can go (client disabled push, HTTP/1.1) raises
     #: PushDisabled; False: it returns None (LegacyRequestHandler).
     strict_push = True
+    #: The client reset the stream or left: cancel the handler's task.
+    cancel_on_close = True
 
-    # Per-request state starts as these class attributes and becomes an
-    # instance attribute only when set: a handler is made per request, and
-    # most of them never change most of it.
-    scheme: Optional[bytes] = None
-    method: Optional[bytes] = None
-    host: Optional[bytes] = None
-    path: Optional[bytes] = None
-    trailers: Optional[List[Tuple[bytes, bytes]]] = None
-    #: The response status, once :meth:`send_response` was called.
-    status: Optional[int] = None
-    #: True for the handler of a pushed response.
-    pushed = False
-    _generator: Optional[BodyGenerator] = None
-    _reader: Optional[Any] = None
-    _deferred = False
-    _body_bytes = 0
-    _received = 0
-    # Coroutine handlers: their task, received body, unsent written bytes.
-    _task: Optional[asyncio.Task[None]] = None
-    _inbox: Optional[Inbox] = None
-    _unsent = 0
-    _drained: Optional[asyncio.Future[None]] = None
-    # Loop times: the request's arrival; it or the body's last deferral.
-    _started = 0.0
-    _progress_at = 0.0
-    # Loop time since when the client keeps the response's window shut.
-    _stalled_at = 0.0
-
-    def __init__(self, http2: HTTP2Protocol, stream_id: int) -> None:
-        self.http2 = http2
-        self.stream_id = stream_id
-        self.headers: List[Tuple[bytes, bytes]] = []
+    def __init__(self, http2: Connection, stream_id: int) -> None:
+        #: The server's record of this request and its response (a
+        #: :class:`~server.stream.Stream`); everything else the server keeps
+        #: lives there, so a subclass may use any other attribute name.
+        self.exchange: Stream = http2.streams[stream_id]
         self.remote_address = http2.client_address
 
-    # ---- what the request says ------------------------------------------
+    _task = _TaskView()
+
+    @property
+    def http2(self) -> Connection:
+        """The connection (HTTP/2 or HTTP/1.1: see ``http_version``); the
+        name is the removed binding's."""
+        return self.exchange.connection
+
+    @property
+    def stream_id(self) -> int:
+        """The stream's id (HTTP/1.1: 1, 3, 5... in request order)."""
+        return self.exchange.id
+
+    # ---- what the request says (kept on the stream) -----------------------
+
+    @property
+    def method(self) -> Optional[bytes]:
+        """``:method``."""
+        return self.exchange.method
+
+    @method.setter
+    def method(self, value: Optional[bytes]) -> None:
+        self.exchange.method = value
+
+    @property
+    def path(self) -> Optional[bytes]:
+        """``:path``."""
+        return self.exchange.path
+
+    @path.setter
+    def path(self, value: Optional[bytes]) -> None:
+        self.exchange.path = value
+
+    @property
+    def scheme(self) -> Optional[bytes]:
+        """``:scheme``."""
+        return self.exchange.scheme
+
+    @scheme.setter
+    def scheme(self, value: Optional[bytes]) -> None:
+        self.exchange.scheme = value
+
+    @property
+    def host(self) -> Optional[bytes]:
+        """``:authority``, else the ``host`` field."""
+        return self.exchange.host
+
+    @host.setter
+    def host(self, value: Optional[bytes]) -> None:
+        self.exchange.host = value
+
+    @property
+    def headers(self) -> List[Tuple[bytes, bytes]]:
+        """Every request field, pseudo-headers first, as bytes pairs."""
+        return self.exchange.headers
+
+    @headers.setter
+    def headers(self, value: List[Tuple[bytes, bytes]]) -> None:
+        self.exchange.headers = value
+
+    @property
+    def trailers(self) -> Optional[List[Tuple[bytes, bytes]]]:
+        """The request's trailer fields, once :meth:`on_request_done` runs."""
+        return self.exchange.trailers
 
     @property
     def client_address(self) -> Any:
@@ -195,6 +210,18 @@ class BaseRequestHandler:
     def client_certificate(self) -> Optional[Dict[str, Any]]:
         """The client's TLS certificate (``SSLSocket.getpeercert()``), if any."""
         return self.http2.client_certificate
+
+    # ---- where the response is -------------------------------------------
+
+    @property
+    def status(self) -> Optional[int]:
+        """The response status, once :meth:`send_response` was called."""
+        return self.exchange.status
+
+    @property
+    def pushed(self) -> bool:
+        """True for the handler of a pushed response."""
+        return self.exchange.pushed
 
     # ---- callbacks to override ------------------------------------------
 
@@ -221,11 +248,15 @@ class BaseRequestHandler:
         chunks off the event loop), or a generator ``callable(size) ->
         (bytes or None, flag)`` with flag ``DATA_OK``, ``DATA_EOF`` or
         ``DATA_DEFERRED`` (then call :meth:`resume` when data is ready).
+        The server closes a file body once sent (or when the stream ends
+        first) if ``self.exchange.owns_reader`` was set True before.
         """
-        if self.status is not None:
-            raise ResponseAlreadySent(f"stream {self.stream_id} has already sent its response")
-        fields = encode_response_headers(status, headers)
-        self.http2.start_response(self, status, fields, body)
+        stream = self.exchange
+        if stream.status is not None:
+            raise ResponseAlreadySent(f"stream {stream.id} has already sent its response")
+        stream.connection.start_response(
+            stream, status, encode_response_headers(status, headers), body
+        )
 
     def push(
         self,
@@ -269,29 +300,30 @@ class BaseRequestHandler:
                 raise InvalidResponse("pseudo-headers of a push come from its arguments")
             request.append((name_b, value.encode("utf-8") if isinstance(value, str) else value))
         try:
-            promised = self.http2.push_promise(self, request)
+            promised = self.http2.push_promise(self.exchange, request)
         except PushDisabled:
             if self.strict_push:
                 raise
             return None
-        promised.scheme, promised.host = request[1][1], request[2][1]
-        promised.method, promised.path = method_b, path_b
-        promised.headers = request
         self.http2.start_response(promised, status, fields, body)
-        return promised
+        return promised.handler
 
     def resume(self) -> None:
         """Ask the body generator again after it returned ``DATA_DEFERRED``."""
-        self.http2.resume_body(self)
+        self.exchange.connection.resume_body(self.exchange)
 
     # ---- beyond the removed binding: coroutines and streaming --------------
     #
-    # Any callback may be ``async def``: it then runs as a task of its own.
+    # Any callback may be ``async def``: it then runs as a task of its own,
+    # except on_data: an ``async def on_data`` gets the chunks in order, one
+    # at a time (one task feeds them), the client's window opening as each
+    # call returns, and on_request_done follows the last of them.
     # A handler whose on_headers is a coroutine reads its request body with
     # read_body() or iter_body(), and the client's window opens only as fast
     # as it reads; what is still unread when on_headers returns is dropped
     # (its window opened: the upload finishes).  If the client resets the
-    # stream or goes away, the task is cancelled and on_close() runs.
+    # stream or goes away, the task is cancelled and on_close() runs (unless
+    # the class sets cancel_on_close = False).
 
     async def read_body(self) -> bytes:
         """The whole request body (an ``async def on_headers`` handler)."""
@@ -299,21 +331,23 @@ class BaseRequestHandler:
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         """The request body chunk by chunk, as the client sends it."""
-        inbox = self._inbox
-        if inbox is None:
+        stream = self.exchange
+        inbox = stream.inbox
+        if inbox is None or stream.ordered:
             raise RuntimeError(
                 "iter_body()/read_body() need an 'async def on_headers' handler; "
-                "synchronous handlers get the body through on_data()"
+                "other handlers get the body through on_data()"
             )
         while True:
             while inbox.chunks:
                 chunk = inbox.chunks.popleft()
-                self.http2.consumed(self, len(chunk))
+                stream.consumed(len(chunk))
                 yield chunk
             if inbox.done:
                 if inbox.error is not None:
                     raise inbox.error
                 return
+            stream.want_body()
             await inbox.wait()
 
     def send_informational(self, status: int, headers: Optional[HeaderList] = None) -> None:
@@ -322,19 +356,21 @@ class BaseRequestHandler:
             raise ResponseAlreadySent("informational responses come before send_response()")
         if not 100 <= status <= 199 or status == 101:
             raise InvalidResponse(f"an informational status is 1xx (not 101), not {status}")
-        self.http2.send_informational(self, encode_response_headers(status, headers))
+        self.http2.send_informational(self.exchange, encode_response_headers(status, headers))
 
     def begin_response(self, status: int = 200, headers: Optional[HeaderList] = None) -> None:
         """Send the response headers now; the body follows with :meth:`write`
         and ends with :meth:`end_response`."""
         if self.status is not None:
             raise ResponseAlreadySent(f"stream {self.stream_id} has already sent its response")
-        self.http2.begin_response(self, status, encode_response_headers(status, headers))
+        self.http2.begin_response(self.exchange, status, encode_response_headers(status, headers))
 
     async def write(self, data: Union[bytes, str]) -> None:
         """Send body data after :meth:`begin_response`; waits while the client
         is behind by more than the stream's high-water mark."""
-        await self.http2.write(self, data.encode("utf-8") if isinstance(data, str) else data)
+        await self.http2.write(
+            self.exchange, data.encode("utf-8") if isinstance(data, str) else data
+        )
 
     # ---- priorities (RFC 9218) ----------------------------------------------
 
@@ -345,7 +381,7 @@ class BaseRequestHandler:
         field, PRIORITY_UPDATE frames) or :meth:`set_priority` set.
         ``Priority(3, False)`` when the connection does not schedule by RFC
         9218 (HTTP/1.1, a client that did not announce it)."""
-        return self.http2.stream_priority(self)
+        return self.http2.stream_priority(self.exchange)
 
     def set_priority(
         self, urgency: int, incremental: bool = False, *, ignore_client_signal: bool = False
@@ -354,12 +390,12 @@ class BaseRequestHandler:
         ``ignore_client_signal``: the client's later PRIORITY_UPDATEs no
         longer change it."""
         self.http2.set_stream_priority(
-            self, as_priority((urgency, incremental)), ignore_client_signal
+            self.exchange, as_priority((urgency, incremental)), ignore_client_signal
         )
 
     def end_response(self, trailers: Optional[HeaderList] = None) -> None:
         """End the body begun with :meth:`begin_response`, with trailers if given."""
-        self.http2.end_response(self, trailers)
+        self.http2.end_response(self.exchange, trailers)
 
 
 class LegacyRequestHandler(BaseRequestHandler):

@@ -8,9 +8,8 @@ no further ahead than the transport's write buffer allows.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, cast
 
 from nghttp2_cffi import (
     DEFAULT_PRIORITY,
@@ -27,23 +26,12 @@ from nghttp2_cffi import (
     SettingsAcknowledged,
     StreamClosed,
     TrailersReceived,
-    lib,
 )
 
-from .connection import (
-    _ERROR_BODY,
-    _TOO_LARGE_BODY,
-    STREAM_HIGH_WATER,
-    WRITE_CHUNK,
-    Connection,
-    _content_length,
-    _is_coroutine_function,
-    _peer,
-    _resolve,
-    _response_body,
-)
-from .errors import ClientDisconnected, InvalidResponse, PushDisabled
-from .handler import DATA_DEFERRED, DATA_EOF, BaseRequestHandler, Fields, HeaderList, Inbox
+from .connection import TOO_LARGE_BODY, WRITE_CHUNK, Connection, content_length, peer
+from .errors import PushDisabled
+from .handler import Fields, HeaderList
+from .stream import Stream
 from .validation import check_http2_request
 
 if TYPE_CHECKING:
@@ -51,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nghttp2.server")
 
-_INTERNAL_ERROR = int(ErrorCode.INTERNAL_ERROR)
+_NO_ERROR = int(ErrorCode.NO_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
 _REFUSED_STREAM = int(ErrorCode.REFUSED_STREAM)
@@ -61,27 +49,9 @@ class HTTP2Protocol(Connection):
     """The server side of one HTTP/2 connection (``http2`` in handlers)."""
 
     def __init__(self, server: HTTP2Server) -> None:
-        self.server = server
-        self.handler_class = server.handler_class
-        self.transport: Optional[asyncio.Transport] = None
+        super().__init__(server)
         self.session: Optional[Session] = None
-        self.handlers: dict[int, BaseRequestHandler] = {}
-        self.client_address: Any = None
-        self.client_certificate: Optional[Dict[str, Any]] = None
-        self.scheme = b"http"
-        self._paused = False
-        self._closed = False
-        # True inside data_received and flush, which write on their way out:
-        # responses given there wait for that; others are written at once.
-        self._busy = False
-        self._loop = asyncio.get_running_loop()
-        self.limits = server.limits
-        # Timeouts: one timer per connection ticks over every deadline.
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._opened_at = 0.0
-        self._idle_since: Optional[float] = None
         self._settings_acked = False
-        self._requests = 0
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -96,7 +66,7 @@ class HTTP2Protocol(Connection):
             if protocol != "h2":
                 log.info(
                     "%s: TLS client did not negotiate h2 (ALPN %r); closing",
-                    _peer(self.client_address),
+                    peer(self.client_address),
                     protocol,
                 )
                 transport.close()
@@ -124,7 +94,7 @@ class HTTP2Protocol(Connection):
         session.upgrade(settings_payload, head_request)
         self._busy = True
         try:
-            self._new_request(RequestReceived(1, request, True))
+            self._new_request(RequestReceived(1, request, True), self._loop.time())
         finally:
             self._busy = False
         self.flush()
@@ -140,7 +110,7 @@ class HTTP2Protocol(Connection):
             except ProtocolError as exc:
                 log.info(
                     "%s: closing the connection: %s (GOAWAY %s)",
-                    _peer(self.client_address),
+                    peer(self.client_address),
                     exc.message,
                     exc.error_code.name,
                 )
@@ -198,44 +168,43 @@ class HTTP2Protocol(Connection):
     def _dispatch(self, events: List[Any]) -> None:
         # Events are told apart by identity of their class (the fastest test),
         # which mypy cannot narrow on: hence List[Any].
-        handlers = self.handlers
+        streams = self.streams
+        now = 0.0  # the loop's time, once per batch of requests
         for event in events:
             cls = event.__class__
             if cls is RequestReceived:
-                self._new_request(event)
+                if not now:
+                    now = self._loop.time()
+                self._new_request(event, now)
             elif cls is DataReceived:
                 self._data(event)
             elif cls is StreamClosed:
-                handler = handlers.pop(event.stream_id, None)
-                if handler is not None:
-                    self._close_handler(handler, event.error_code)
-                    if not handlers:
+                stream = streams.pop(event.stream_id, None)
+                if stream is not None:
+                    self._close_stream(stream, event.error_code)
+                    if not streams:
                         self._idle_since = self._loop.time()
             elif cls is DataRequested:
-                handler = handlers.get(event.stream_id)
-                if handler is not None:
-                    if handler._drained is not None:
-                        _resolve(handler._drained)
-                        handler._drained = None
-                    handler._unsent = 0
-                    self._pull_body(handler, event.max_length)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    self._sent(stream)
+                    self._pull_body(stream, event.max_length)
             elif cls is TrailersReceived:
-                handler = handlers.get(event.stream_id)
-                if handler is not None:
-                    handler.trailers = event.headers
-                    if handler._inbox is not None:
-                        handler._inbox.close()
-                    self._call(handler, handler.on_request_done)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.trailers = event.headers
+                    self._request_done(stream)
             elif cls is SettingsAcknowledged:
                 self._settings_acked = True
             elif cls is GoAwayReceived:
-                log.debug("%s: GOAWAY %s", _peer(self.client_address), event)
+                log.debug("%s: GOAWAY %s", peer(self.client_address), event)
 
-    def _new_request(self, event: RequestReceived) -> None:
+    def _new_request(self, event: RequestReceived, now: float) -> None:
+        """Where an HTTP/2 request (or an h2c upgrade's) becomes a stream."""
         sid = event.stream_id
         session = self.session
         assert session is not None  # events come from it
-        if lib.nghttp2_session_get_stream_local_close(session.raw, sid) < 0:
+        if session.local_closed(sid) is None:
             # Reset in the same read that opened it (Rapid Reset does so):
             # no handler, whose answer would fail on the closed stream.
             return
@@ -245,84 +214,80 @@ class HTTP2Protocol(Connection):
             # them, new streams are refused.
             session.reset_stream(sid, _REFUSED_STREAM)
             return
-        handler = self.handler_class(self, sid)
-        handler._started = handler._progress_at = self._loop.time()
-        # The handler keeps the event's list: nghttp2 has checked it, with the
+        # The stream keeps the event's list: nghttp2 has checked it, with the
         # pseudo-headers first.  Only cookie crumbs (RFC 9113 8.2.3) make a copy.
-        handler.headers = headers = event.headers
+        headers = event.headers
+        method = path = scheme = host = None
         cookies = 0
+        expect = False
         for name, value in headers:
             if name[0] == 58:  # b":"
                 if name == b":method":
-                    handler.method = value
+                    method = value
                 elif name == b":path":
-                    handler.path = value
+                    path = value
                 elif name == b":scheme":
-                    handler.scheme = value
+                    scheme = value
                 elif name == b":authority":
-                    handler.host = value
+                    host = value
             elif name == b"cookie":
                 cookies += 1
-            elif name == b"host" and handler.host is None:
-                handler.host = value
-        if cookies > 1:
-            crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
-            handler.headers = headers = [f for f in headers if f[0] != b"cookie"]
-            headers.append((b"cookie", crumbs))
+            elif name == b"host":
+                if host is None:
+                    host = value
+            elif name == b"expect":
+                expect = value.lower() == b"100-continue"
         # validation: what libnghttp2 lets through (userinfo, '#', bytes >= 0x80)
-        if handler.host is None or check_http2_request(handler.path, handler.host) is not None:
+        if host is None or check_http2_request(path, host) is not None:
             session.reset_stream(sid, _PROTOCOL_ERROR)
             return
-        self.handlers[sid] = handler
+        if cookies > 1:
+            crumbs = b"; ".join([v for k, v in headers if k == b"cookie"])
+            headers = [f for f in headers if f[0] != b"cookie"]
+            headers.append((b"cookie", crumbs))
+        stream = Stream(self, sid, now, headers, method, path, scheme, host)
+        end_stream = event.end_stream
+        stream.expect_continue = expect and not end_stream
+        self.streams[sid] = stream
+        stream.handler = self.handler_class(self, sid)
         self._requests += 1
         self._idle_since = None
-        if self.limits.max_body_size is not None and not event.end_stream:
-            length = _content_length(headers)
-            if length is not None and self._body_too_large(handler, length):
+        if self.limits.max_body_size is not None and not end_stream:
+            length = content_length(headers)
+            if length is not None and self._body_too_large(stream, length):
                 return
-        if _is_coroutine_function(type(handler).on_headers):
-            handler._inbox = inbox = Inbox()
-            if event.end_stream:
-                inbox.close()
-        if self._call(handler, handler.on_headers) and event.end_stream:
-            self._call(handler, handler.on_request_done)
+        self._request_head(stream, end_stream)
 
     def _data(self, event: DataReceived) -> None:
         sid = event.stream_id
         data = event.data
         session = self.session
         assert session is not None
-        handler = self.handlers.get(sid)
-        if handler is None:
+        stream = self.streams.get(sid)
+        if stream is None:
             session.acknowledge_received_data(len(data), sid)
             return
         if data:
-            handler._received += len(data)
+            stream.received += len(data)
             # A CONNECT stream (RFC 8441: a WebSocket) is a tunnel, not a
             # request body: what it carries is limited by its own protocol.
-            if handler.method != b"CONNECT" and self._body_too_large(handler, handler._received):
+            if stream.method != b"CONNECT" and self._body_too_large(stream, stream.received):
                 session.acknowledge_received_data(len(data), sid)
                 return
-            inbox = handler._inbox
-            if inbox is None:
-                self._call(handler, handler.on_data, data)
-                session.acknowledge_received_data(len(data), sid)
-            elif inbox.done:
-                # Its on_headers returned without reading the body (Connection._run).
+            if self._request_body(stream, data):
                 session.acknowledge_received_data(len(data), sid)
             else:
                 # The stream's window opens as the handler reads (consumed()).
                 session.acknowledge_connection_data(len(data))
-                inbox.put(data)
         if event.end_stream:
-            if handler._inbox is not None:
-                handler._inbox.close()
             limit = self.limits.max_body_size
-            if limit is not None and handler._received > limit and handler.method != b"CONNECT":
+            if limit is not None and stream.received > limit and stream.method != b"CONNECT":
+                if stream.inbox is not None:
+                    stream.inbox.close()
                 return  # refused with a 413 (_body_too_large): not the handler's to answer
-            self._call(handler, handler.on_request_done)
+            self._request_done(stream)
 
-    def _body_too_large(self, handler: BaseRequestHandler, size: int) -> bool:
+    def _body_too_large(self, stream: Stream, size: int) -> bool:
         """413 (or RST_STREAM once answering) when ``size`` passes the limit."""
         limit = self.limits.max_body_size
         if limit is None or size <= limit:
@@ -330,224 +295,121 @@ class HTTP2Protocol(Connection):
         session = self.session
         log.warning(
             "%s: request body over %d bytes on stream %d",
-            _peer(self.client_address),
+            peer(self.client_address),
             limit,
-            handler.stream_id,
+            stream.id,
         )
-        if session is not None and handler.stream_id in self.handlers:
-            if handler.status is None:
-                self._answer_plain(handler, 413, _TOO_LARGE_BODY)
+        if session is not None and stream.is_open():
+            if stream.status is None:
+                self._answer_plain(stream, 413, TOO_LARGE_BODY)
                 # Stop the upload once the answer is out (RFC 9113 8.1): an
                 # RST_STREAM queued now would go first and discard the answer.
-                self._loop.call_soon(self._stop_upload, handler)
-            elif handler.status != 413:
-                session.reset_stream(handler.stream_id, _CANCEL)
-            elif self._answer_sent(handler.stream_id):
-                session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
+                self._loop.call_soon(self._stop_upload, stream)
+            elif stream.status != 413:
+                session.reset_stream(stream.id, _CANCEL)
+            elif session.local_closed(stream.id):
+                session.reset_stream(stream.id, _NO_ERROR)
         return True
 
-    def _answer_sent(self, stream_id: int) -> bool:
-        """Whether the response of ``stream_id`` has gone out to its END_STREAM."""
-        session = self.session
-        return (
-            session is not None
-            and lib.nghttp2_session_get_stream_local_close(session.raw, stream_id) == 1
-        )
-
-    def _stop_upload(self, handler: BaseRequestHandler) -> None:
+    def _stop_upload(self, stream: Stream) -> None:
         """After a 413: RST_STREAM NO_ERROR once the answer is out (else the
         next DATA frame of the upload tries again, in _body_too_large)."""
         session = self.session
-        if session is None or self.handlers.get(handler.stream_id) is not handler:
+        if session is None or not stream.is_open():
             return
-        if self._answer_sent(handler.stream_id):
-            session.reset_stream(handler.stream_id, int(ErrorCode.NO_ERROR))
+        if session.local_closed(stream.id):
+            session.reset_stream(stream.id, _NO_ERROR)
             self.flush()
 
-    def _fail(self, handler: BaseRequestHandler) -> None:
-        session = self.session
-        if session is None or handler.stream_id not in self.handlers:
-            return
-        if handler.status is None:
-            handler._generator = handler._reader = None
-            try:
-                self._answer_plain(handler, 500, _ERROR_BODY)
-                return
-            except Exception:  # the stream is past answering
-                log.debug("cannot send 500 on stream %d", handler.stream_id, exc_info=True)
-        try:
-            session.reset_stream(handler.stream_id, _INTERNAL_ERROR)
-        except Exception:  # already closed
-            log.debug("cannot reset stream %d", handler.stream_id, exc_info=True)
+    # ---- the response interface (see Connection) ----------------------------
 
-    # ---- responses (called by handlers) ------------------------------------
-
-    def start_response(
-        self, handler: BaseRequestHandler, status: int, fields: Fields, body: Any
-    ) -> None:
+    def send_head(
+        self, stream: Stream, status: int, fields: Fields, body: Optional[bytes], streamed: bool
+    ) -> bool:
         session = self.session
-        sid = handler.stream_id
-        if session is None or sid not in self.handlers:
-            raise ClientDisconnected(f"stream {sid} is closed: the client reset it or left")
-        if body is not None and handler.method == b"HEAD":
+        assert session is not None  # the stream is open
+        if streamed:
+            session.send_response(stream.id, fields, end_stream=False)
             # RFC 9110 9.3.2: no body; DATA here is a PROTOCOL_ERROR to clients.
-            if isinstance(body, io.IOBase) and getattr(handler, "_owns_reader", False):
-                body.close()
+            return stream.method != b"HEAD"
+        if body is not None and stream.method == b"HEAD":
             body = None
-        elif body is not None and body.__class__ is not bytes:
-            body = _response_body(body)  # bytes, an io.IOBase or a generator
-        if body is None or body.__class__ is bytes:
-            handler._body_bytes = len(body) if body else 0
-            session.send_response(sid, fields, body)
-        elif isinstance(body, io.IOBase):
-            handler._reader = body
-            session.send_response(sid, fields, end_stream=False)
-        else:
-            handler._generator = body
-            session.send_response(sid, fields, end_stream=False)
-        handler.status = status
-        if not self._busy:
-            self.flush()
+        session.send_response(stream.id, fields, body)
+        return False
 
-    def send_informational(self, handler: BaseRequestHandler, fields: Fields) -> None:
-        if self.session is None:
-            raise ClientDisconnected("the connection is closed")
-        self.session.send_informational_response(handler.stream_id, fields)
-        if not self._busy:
-            self.flush()
-
-    def begin_response(self, handler: BaseRequestHandler, status: int, fields: Fields) -> None:
-        if self.session is None or handler.stream_id not in self.handlers:
-            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
-        self.session.send_response(handler.stream_id, fields, end_stream=False)
-        handler.status = status
-        if not self._busy:
-            self.flush()
-
-    async def write(self, handler: BaseRequestHandler, data: bytes) -> None:
+    def send_data(self, stream: Stream, data: bytes, end: bool) -> None:
         session = self.session
-        if session is None or handler.stream_id not in self.handlers:
-            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
-        if handler.status is None:
-            raise InvalidResponse("write() comes after begin_response()")
-        if data:
-            session.send_data(handler.stream_id, data)
-            handler._body_bytes += len(data)
-            handler._unsent += len(data)
+        assert session is not None
+        if data and stream.method == b"HEAD":
+            data = b""
+        session.send_data(stream.id, data, end_stream=end)
+
+    def send_trailers(self, stream: Stream, trailers: HeaderList) -> None:
+        assert self.session is not None
+        self.session.send_trailers(stream.id, trailers)
+
+    def send_interim(self, stream: Stream, fields: Fields) -> None:
+        assert self.session is not None
+        self.session.send_informational_response(stream.id, fields)
+
+    def reset(self, stream: Stream, error_code: int) -> None:
+        if self.session is not None:
+            self.session.reset_stream(stream.id, error_code)
+
+    def consumed(self, stream: Stream, amount: int) -> None:
+        """A handler read ``amount`` body bytes: open the stream's window."""
+        if self.session is not None and stream.is_open():
+            self.session.acknowledge_stream_data(amount, stream.id)
             if not self._busy:
                 self.flush()
-        while handler._unsent > STREAM_HIGH_WATER and handler.stream_id in self.handlers:
-            if handler._drained is None:
-                handler._drained = self._loop.create_future()
-            await handler._drained
 
-    def end_response(self, handler: BaseRequestHandler, trailers: Optional[HeaderList]) -> None:
+    def stream_priority(self, stream: Stream) -> Priority:
         session = self.session
-        if session is None or handler.stream_id not in self.handlers:
-            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
-        if trailers:
-            session.send_trailers(handler.stream_id, trailers)
-        else:
-            session.end_stream(handler.stream_id)
-        if not self._busy:
-            self.flush()
-
-    def stream_priority(self, handler: BaseRequestHandler) -> Priority:
-        session = self.session
-        if session is None or handler.stream_id not in self.handlers:
+        if session is None or not stream.is_open():
             return DEFAULT_PRIORITY
-        return session.get_stream_priority(handler.stream_id)
+        return session.get_stream_priority(stream.id)
 
     def set_stream_priority(
-        self, handler: BaseRequestHandler, priority: Priority, ignore_client_signal: bool
+        self, stream: Stream, priority: Priority, ignore_client_signal: bool
     ) -> None:
-        session = self.session
-        if session is None or handler.stream_id not in self.handlers:
-            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
-        session.set_stream_priority(
-            handler.stream_id, priority, ignore_client_signal=ignore_client_signal
+        self._open(stream)
+        assert self.session is not None
+        self.session.set_stream_priority(
+            stream.id, priority, ignore_client_signal=ignore_client_signal
         )
         if not self._busy:
             self.flush()
 
-    def consumed(self, handler: BaseRequestHandler, amount: int) -> None:
-        """A coroutine handler read ``amount`` body bytes: open the window."""
-        if self.session is not None and handler.stream_id in self.handlers:
-            self.session.acknowledge_stream_data(amount, handler.stream_id)
-            if not self._busy:
-                self.flush()
-
-    def push_promise(self, handler: BaseRequestHandler, request: Fields) -> BaseRequestHandler:
+    def push_promise(self, stream: Stream, request: Fields) -> Stream:
+        """Promise ``request`` (``:method``, ``:scheme``, ``:authority``,
+        ``:path`` first) on ``stream``: the pushed stream, with its handler."""
+        self._open(stream)
         session = self.session
-        if session is None or handler.stream_id not in self.handlers:
-            raise ClientDisconnected(f"stream {handler.stream_id} is closed")
+        assert session is not None
         try:
-            promised_id = session.push_promise(handler.stream_id, request)
+            promised_id = session.push_promise(stream.id, request)
         except PushDisabledError as exc:
             raise PushDisabled(
                 "the client disabled server push (SETTINGS_ENABLE_PUSH = 0)"
             ) from exc
-        promised = self.handler_class(self, promised_id)
+        # The pseudo-headers come first, in handler.push's order.
+        method, scheme, host, path = [value for _, value in request[:4]]
+        promised = Stream(self, promised_id, self._loop.time(), request, method, path, scheme, host)
         promised.pushed = True
-        promised._started = promised._progress_at = self._loop.time()
-        self.handlers[promised_id] = promised
+        self._attach(promised)
         return promised
-
-    def resume_body(self, handler: BaseRequestHandler) -> None:
-        if handler._deferred and handler.stream_id in self.handlers:
-            handler._deferred = False
-            self._pull_body(handler, 16384)
-            if not self._busy:
-                self.flush()
-
-    def _pull_body(self, handler: BaseRequestHandler, max_length: int) -> None:
-        session = self.session
-        if session is None:
-            return
-        generator = handler._generator
-        if generator is not None:
-            if handler._deferred:
-                return  # the generator said DATA_DEFERRED: wait for resume()
-            chunk = self._next_chunk(handler, generator, max_length)
-            if chunk is None:
-                return
-            data, flag = chunk
-            if flag == DATA_EOF:
-                session.send_data(handler.stream_id, data or b"", end_stream=True)
-            elif data:
-                session.send_data(handler.stream_id, data)
-            elif flag != DATA_DEFERRED:
-                # DATA_OK with nothing: ask again on the next loop iteration.
-                self._loop.call_soon(self._repull, handler, max_length)
-            return
-        reader = handler._reader
-        if reader is not None:
-            self._read_file(handler, reader)
-
-    def _repull(self, handler: BaseRequestHandler, max_length: int) -> None:
-        if handler.stream_id in self.handlers:
-            self._pull_body(handler, max_length)
-            self.flush()
-
-    def _file_data(self, handler: BaseRequestHandler, data: bytes, eof: bool) -> None:
-        assert self.session is not None
-        self.session.send_data(handler.stream_id, data, end_stream=eof)
 
     # ---- timeouts ------------------------------------------------------
 
-    def _window_shut(self, handler: BaseRequestHandler) -> bool:
+    def _window_shut(self, stream: Stream) -> bool:
         session = self.session
-        sid = handler.stream_id
-        if session is None or handler.status is None or not session.has_open_body(sid):
+        sid = stream.id
+        if session is None or stream.status is None or not session.has_open_body(sid):
             return False
         try:
             return session.remote_window_size(sid) <= 0 or session.remote_window_size() <= 0
         except NGHTTP2Error:
             return False
-
-    def _reset_stalled(self, handler: BaseRequestHandler) -> None:
-        if self.session is not None:
-            self.session.reset_stream(handler.stream_id, _CANCEL)
 
     def _expired(self, now: float) -> Optional[Tuple[str, int]]:
         limits = self.limits

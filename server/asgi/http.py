@@ -13,7 +13,7 @@ import asyncio
 import logging
 import weakref
 from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple
-from urllib.parse import unquote
+from urllib import parse
 
 from nghttp2_cffi import NGHTTP2Error, SettingCode
 
@@ -79,7 +79,7 @@ def decode_path(raw: bytes) -> tuple[str, bytes, bytes]:
         text = raw_path.decode("ascii")
     except UnicodeDecodeError:
         text = raw_path.decode("utf-8", "replace")
-    return (unquote(text) if "%" in text else text), raw_path, query
+    return (parse.unquote(text) if "%" in text else text), raw_path, query
 
 
 def _address(value: Any) -> Optional[tuple[Any, int]]:
@@ -139,6 +139,9 @@ class ASGIHandler(BaseRequestHandler):
     websocket_options: Any = None
     #: The server's open WebSockets (closed with 1001 when it shuts down).
     open_websockets: Optional[set[Any]] = None
+    #: The app hears of a vanished client through receive() and send(); it
+    #: is not cancelled under its feet.
+    cancel_on_close = False
     _info: _Connection  # set first thing in on_headers
 
     def __init__(self, http2: Any, stream_id: int) -> None:
@@ -158,9 +161,6 @@ class ASGIHandler(BaseRequestHandler):
     # ---- the handler API's callbacks -------------------------------------
 
     async def on_headers(self) -> None:  # type: ignore[override] # a coroutine handler
-        # The application hears about a vanished client through receive()
-        # and send(); it is not cancelled under its feet (see the class doc).
-        self._task = None
         self._info = info = _connection(self.http2)
         http_version = info.http_version
         headers: Fields = []
@@ -280,19 +280,22 @@ class ASGIHandler(BaseRequestHandler):
     async def _receive(self) -> Message:
         if self.gone or self._response == _COMPLETE:
             return _DISCONNECT
-        inbox = self._inbox
+        stream = self.exchange
+        inbox = stream.inbox
         if not self._body_done:
             if inbox is None:  # a pushed request: no body
                 self._body_done = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            while not inbox.chunks and not inbox.done:
-                await inbox.wait()
+            if not inbox.chunks and not inbox.done:
+                stream.want_body()
+                while not inbox.chunks and not inbox.done:
+                    await inbox.wait()
             if inbox.error is not None or self.gone:
                 return _DISCONNECT
             chunk = b""
             if inbox.chunks:
                 chunk = inbox.chunks.popleft()
-                self.http2.consumed(self, len(chunk))
+                stream.consumed(len(chunk))
             more = bool(inbox.chunks) or not inbox.done
             self._body_done = not more
             return {"type": "http.request", "body": chunk, "more_body": more}
@@ -328,14 +331,14 @@ class ASGIHandler(BaseRequestHandler):
                 if not more and not self._want_trailers:
                     self._response = _COMPLETE
                     self.http2.start_response(
-                        self,
+                        self.exchange,
                         self._status,
                         self._fields,
                         _as_bytes(body) if body and not self._head else None,
                     )
                     self._complete()
                     return
-                self.http2.begin_response(self, self._status, self._fields)
+                self.http2.begin_response(self.exchange, self._status, self._fields)
                 self._response = state = _SENDING
             elif state != _SENDING:
                 raise RuntimeError(
@@ -347,12 +350,12 @@ class ASGIHandler(BaseRequestHandler):
                 body = message.get("body", b"")
                 more = message.get("more_body", False)
             if body and not self._head:
-                await self.http2.write(self, _as_bytes(body))
+                await self.http2.write(self.exchange, _as_bytes(body))
             if not more:
                 if self._want_trailers:
                     self._response = _TRAILERS
                 else:
-                    self.http2.end_response(self, None)
+                    self.http2.end_response(self.exchange, None)
                     self._complete()
         elif kind == "http.response.start":
             if state != _IDLE:
@@ -375,7 +378,7 @@ class ASGIHandler(BaseRequestHandler):
                 )
             self._trailer_fields += encode_fields(message.get("headers"), self._strip)
             if not message.get("more_trailers", False):
-                self.http2.end_response(self, self._trailer_fields or None)
+                self.http2.end_response(self.exchange, self._trailer_fields or None)
                 self._complete()
         elif kind == "http.response.early_hint":
             if state >= _SENDING:
@@ -385,7 +388,7 @@ class ASGIHandler(BaseRequestHandler):
                 return
             links = message.get("links") or ()
             fields = [(b":status", b"103")] + [(b"link", _as_bytes(link)) for link in links]
-            self.http2.send_informational(self, fields)
+            self.http2.send_informational(self.exchange, fields)
         elif kind == "http.response.push":
             self._push(message)
         else:
@@ -405,16 +408,13 @@ class ASGIHandler(BaseRequestHandler):
         ]
         request += encode_fields(message.get("headers"), True)
         try:
-            promised = self.http2.push_promise(self, request)
+            promised = self.http2.push_promise(self.exchange, request)
         except (PushError, NGHTTP2Error) as exc:
             log.debug("stream %d: push of %r refused: %s", self.stream_id, path, exc)
             return
-        promised.scheme, promised.host = request[1][1], request[2][1]
-        promised.method, promised.path = b"GET", path
-        promised.headers = request
         # The pushed request goes through the connection's callback rules
         # (an exception answers 500), like a request from the client.
-        self.http2._call(promised, promised.on_headers)
+        self.http2.run_pushed(promised)
 
 
 def _wants_websocket(headers: Fields) -> bool:

@@ -4,9 +4,9 @@ lifespan around the time it listens."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import sys
+from importlib import import_module
 from typing import Any, Mapping, Optional
 
 from nghttp2_cffi import SettingCode
@@ -107,7 +107,7 @@ def load_app(spec: str) -> ASGIApp:
         raise ValueError(f"an ASGI app is given as module:attribute, not {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    obj: Any = importlib.import_module(module_name)
+    obj: Any = import_module(module_name)
     for name in attribute.split("."):
         obj = getattr(obj, name)
     if not callable(obj):

@@ -70,8 +70,8 @@ class StreamChannel:
 
     async def read(self) -> Optional[bytes]:
         """The next chunk; None once the stream ended, was reset or lost."""
-        handler = self.handler
-        inbox = handler._inbox
+        stream = self.handler.exchange
+        inbox = stream.inbox
         if inbox is None:
             return None
         while not inbox.chunks and not inbox.done:
@@ -79,7 +79,7 @@ class StreamChannel:
         if inbox.error is not None or not inbox.chunks:
             return None
         chunk = inbox.chunks.popleft()
-        handler.http2.consumed(handler, len(chunk))
+        stream.consumed(len(chunk))
         return chunk
 
     async def write(self, data: bytes) -> None:
@@ -91,7 +91,7 @@ class StreamChannel:
         if not handler.gone and not self._ended:
             self._ended = True
             try:
-                handler.http2.end_response(handler, None)
+                handler.http2.end_response(handler.exchange, None)
             except ClientDisconnected:
                 pass
 
@@ -456,7 +456,7 @@ class WebSocketCycle:
             fields = [(b":status", str(status).encode("ascii"))]
             fields += encode_fields(message.get("headers"), self.http_version == "2")
             self._responded = True
-            self.handler.http2.begin_response(self.handler, status, fields)
+            self.handler.http2.begin_response(self.handler.exchange, status, fields)
         elif kind == "websocket.http.response.body":
             if not self._responded or self._accepted or self._response_ended:
                 raise RuntimeError("websocket.http.response.body without its start")
@@ -465,7 +465,7 @@ class WebSocketCycle:
                 await self.handler.write(body)
             if not message.get("more_body", False):
                 self._response_ended = True
-                self.handler.http2.end_response(self.handler, None)
+                self.handler.http2.end_response(self.handler.exchange, None)
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on a websocket")
 
@@ -492,7 +492,7 @@ class WebSocketCycle:
             fields.append((name, value))
         self.ws = Connection(ConnectionType.SERVER, extensions)
         if self.http_version == "2":
-            handler.http2.begin_response(handler, 200, [(b":status", b"200"), *fields])
+            handler.http2.begin_response(handler.exchange, 200, [(b":status", b"200"), *fields])
         else:
             assert self._key is not None
             channel = UpgradedChannel(self.options.read_high_water)
@@ -502,8 +502,7 @@ class WebSocketCycle:
                 (b"sec-websocket-accept", generate_accept_token(self._key)),
                 *fields,
             ]
-            connection: Any = handler.http2  # an HTTP11Protocol (http_version "1.1")
-            connection.switch_protocols(handler, switch, lambda: channel)
+            handler.http2.switch_protocols(handler, switch, lambda: channel)
             self.channel = channel
         self._accepted = True
 

@@ -319,6 +319,20 @@ class H2Client:
             await self.send_body(sid, body)
         return sid
 
+    async def open_upload(self, path: str, headers: Optional[List[Tuple[str, str]]] = None) -> int:
+        """A POST's headers without END_STREAM: the body follows (send_body)."""
+        sid = self.conn.get_next_available_stream_id()
+        fields = [
+            (":method", "POST"),
+            (":scheme", self.scheme),
+            (":authority", self.authority),
+            (":path", path),
+        ]
+        self.conn.send_headers(sid, fields + (headers or []), end_stream=False)
+        self._stream(sid)
+        await self.flush()
+        return sid
+
     async def send_body(self, sid: int, body: bytes) -> None:
         view = memoryview(body)
         while True:

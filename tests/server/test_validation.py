@@ -305,6 +305,30 @@ async def test_a_bad_body_after_the_app_started_ends_it_with_400(serve: Any, bod
         assert Seen.events == [("close", 1)]  # no on_request_done
 
 
+# An Upgrade request with a body: the upgrade is declined, and its body is
+# read by the server's own body reader (llhttp stops after such a head).
+UPGRADE_CHUNKED = CHUNKED.replace(b"\r\n\r\n", b"\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("body", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
+async def test_a_declined_upgrade_s_bad_body_is_refused_too(serve: Any, body: bytes) -> None:
+    """In the head's read: 400, the app never starts (it was started, and
+    the 400 came after its answer); after the app started: 400 at once,
+    http.disconnect (a handler: on_close(PROTOCOL_ERROR))."""
+    server = await serve()
+    data = await exchange(server, UPGRADE_CHUNKED + body + NEXT)
+    assert statuses(data) == [400], data
+    assert Seen.paths == []
+    data = await exchange(server, UPGRADE_CHUNKED + b"2\r\nxy\r\n", body + NEXT, pause=0.2)
+    assert statuses(data) == [400], data
+    assert Seen.paths == [b"/up"]
+    if Seen.events and isinstance(Seen.events[0], str):  # ASGI
+        assert Seen.events[-1] == "http.disconnect"
+    else:
+        assert Seen.events == [("close", 1)]
+
+
 @pytest.mark.asyncio
 async def test_an_early_answer_then_a_bad_body_closes_without_a_second_answer(
     start_server: Any,
