@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import importlib
 import json
 import logging
 import logging.config
@@ -24,6 +23,7 @@ import ssl
 import stat
 import subprocess
 import sys
+from importlib import import_module
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
 from .files import DemoHandler, directory_handler
@@ -395,7 +395,7 @@ def _load_handler(spec: str) -> type[BaseRequestHandler]:
     if not sep or not module_name or not attr:
         raise CommandLineError(f"--handler takes module:Class, not {spec!r}")
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        obj = getattr(import_module(module_name), attr)
     except (ImportError, AttributeError, SyntaxError) as exc:
         raise _module_error("--handler", spec, exc) from exc
     if not (isinstance(obj, type) and issubclass(obj, BaseRequestHandler)):
@@ -698,7 +698,7 @@ def _serve_with_reload(args: argparse.Namespace, argv: List[str], prog: Optional
     try:
         # Not a typed import: mypy would follow watchfiles into anyio, whose
         # sources do not parse for Python 3.9 (the target version here).
-        watchfiles: Any = importlib.import_module("watchfiles")
+        watchfiles: Any = import_module("watchfiles")
     except ImportError:
         raise CommandLineError(
             "--reload needs the watchfiles package: pip install 'nghttp2-cffi[reload]'"
