@@ -190,12 +190,7 @@ def serve_workers(server: HTTP2Server, ready: Optional[Callable[[str], Any]] = N
         nonlocal stopping
         if stopping:
             log.warning("second signal: forcing the workers to exit")
-            for process in workers:
-                if process.is_alive():
-                    try:
-                        os.kill(process.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+            _terminate(workers)
         stopping = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -290,15 +285,20 @@ def _drain(fd: int) -> None:
             raise
 
 
-def _stop(workers: List[Any], shutdown_timeout: float) -> None:
-    """SIGTERM every worker (each shuts down gracefully), then wait; SIGKILL
-    whatever still runs ``shutdown_timeout`` + 5 seconds later."""
+def _terminate(workers: List[Any]) -> None:
+    """SIGTERM every worker still alive."""
     for process in workers:
         if process.is_alive():
             try:
                 os.kill(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def _stop(workers: List[Any], shutdown_timeout: float) -> None:
+    """SIGTERM every worker (each shuts down gracefully), then wait; SIGKILL
+    whatever still runs ``shutdown_timeout`` + 5 seconds later."""
+    _terminate(workers)
     deadline = time.monotonic() + shutdown_timeout + 5.0
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
