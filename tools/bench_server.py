@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Server benchmark: our HTTP/2 server against nghttpd, granian and hypercorn.
+"""Server benchmark: our server against nghttpd, granian, uvicorn and hypercorn.
 
-Each server serves the same four paths with an equivalent handler
-(tools/bench_handlers/: ours.py for our server, asgi_app.py for granian and
-hypercorn, plain files for nghttpd) and is driven by h2load:
+Each server serves the same four paths (tools/bench_handlers/): our
+callback (handler) API runs ours.py, nghttpd (C) serves plain files, and
+every ASGI server -- ours-asgi, granian, uvicorn, hypercorn -- runs the
+same ASGI application, asgi_app.py.  Like is compared with like: the
+tables list the callback API and the ASGI servers apart, ratios are taken
+within one API, and the only cross-API figures are two of issue 14's
+targets, labelled "callback API vs <peer>'s ASGI".  h2load drives them:
 
   (a) small    12-byte response, h2c, -c10 -m10                  req/s
   (b) tls      the same over TLS (ALPN h2, self-signed cert)     req/s
@@ -13,6 +17,8 @@ hypercorn, plain files for nghttpd) and is driven by h2load:
   (f) deferred 12-byte bodies deferred (DATA_DEFERRED) and resumed from the
                loop, -c10 -m100 (1000 streams in flight); for the ASGI peers
                an app that awaits asyncio.sleep(0) first; nghttpd: n/a
+  (g) h1       12-byte response, HTTP/1.1 keep-alive, h2load --h1 -c50   req/s
+               (nghttpd: n/a, it speaks HTTP/2 only)
   memory       RSS per idle HTTP/2 connection with 1000 open (preface +
                SETTINGS, then nothing), for every server; RSS growth of ours
                over 1M requests (50k with --quick)
@@ -37,9 +43,15 @@ h2load's --log-file; peak RSS is VmHWM of the serving process(es).  Beside
 the wall-clock figures, the CPU time the server process used in each run
 (/proc/PID/stat) gives requests (or MB) per server CPU-second, a figure
 that load from other processes on a shared machine disturbs far less, and
-CPU% tells whether the server was the bottleneck (~100%) or h2load was.
-The tables print each server's ratio to ``ours`` and to ``ours-pypy``, and
-the targets for each of our servers (met on either interpreter counts).
+CPU% tells whether the server was the bottleneck (~100%) or h2load was;
+both come from the same (best) run as the wall-clock figure beside them.
+Then come the ratios within one API (ours-asgi/granian, ours-asgi/uvicorn,
+ours/nghttpd, ...), and issue 14's targets: each a ratio, its threshold,
+met or not, judged on CPython (ours, ours-uvloop, ours-asgi; PyPy shown).
+Peers' settings: granian --http 2 (--http 1 for (g)); uvicorn --http
+httptools for (g) and --http zttp --http2 for the HTTP/2 workloads (its
+only HTTP/2; without zttp those say n/a), its default loop (uvloop when
+installed); nghttpd -w/-W at our Limits' receive windows.
 PyPy takes its GC settings from the environment, which the servers inherit
 (PYPY_GC_NURSERY: its default is half the cache /proc/cpuinfo reports).
 
@@ -47,10 +59,12 @@ PyPy takes its GC settings from the environment, which the servers inherit
   python tools/bench_server.py --quick     # CI smoke test: tiny counts, exit 1 if a request fails
   python tools/bench_server.py --json      # JSON instead of tables
   python tools/bench_server.py --profile DIR   # also py-spy our server under (a), (c), (d)
+  python tools/bench_server.py --markdown docs/performance.md   # also write the tables there
+  python tools/bench_server.py --from-json REPORT --markdown FILE  # a --save'd report, no run
 
 Peers are used when installed: nghttpd (``apt-get install nghttp2-server``),
-granian and hypercorn (``pip install granian hypercorn``, or the ``bench``
-extra); h2load (``nghttp2-client``) is required.  The exit status is 1 when
+granian, uvicorn (with httptools, and zttp for HTTP/2) and hypercorn (the
+``bench`` extra); h2load (``nghttp2-client``) is required.  The exit status is 1 when
 any request to one of our servers failed, or nothing could run; peers'
 failures are reported in the tables only.
 """
