@@ -229,7 +229,10 @@ def test_targets_are_issue_14s() -> None:
         if not (server == "nghttpd" and key == "g")
     ]
     rows, missing = bench.targets(results, [], [], servers)
-    assert not missing
+    assert [m["target"] for m in missing] == [  # not run here
+        "memory: KiB per idle connection",
+        "memory: RSS growth over 1M requests",
+    ]
     goals = {row["target"]: (row["goal"], row["values"], row["judged_met"]) for row in rows}
     asgi = [(w.key, w.name, w.metric) for w in bench.WORKLOADS if w.key in "abcdg"]
     assert set(goals) == {

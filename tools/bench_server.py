@@ -1418,11 +1418,15 @@ def markdown(report: Dict[str, Any]) -> str:
     servers = report["servers"]
     by = {(r.workload, r.server): r for r in results}
     keys = [w for w in WORKLOADS if any(r.workload == w.key for r in results)]
+    try:
+        busy = ", other jobs running" if float(report.get("load", 0)) >= 1.0 else ""
+    except ValueError:
+        busy = ""
     out = [
         (
             f"Measured {report.get('date', '?')} at commit `{report.get('commit', '?')}` on "
             f"{report['machine']} ({report['mode']} mode; load average at the start "
-            f"{report.get('load', '?')}):"
+            f"{report.get('load', '?')}{busy}):"
         ),
         "",
         f"    {report.get('command', '')}",
@@ -1478,9 +1482,8 @@ def markdown(report: Dict[str, Any]) -> str:
             measured = ", ".join(f"{s} {v:.2f}{t['unit']}" for s, v in t["values"].items())
             state = "met" if t["judged_met"] else "**not met**"
             out.append(f"| {t['target']} | {t['goal']} | {measured} | {state} |")
-        missing = report.get("targets_not_measured") or []
-        for label in missing:
-            out.append(f"| {label} | | not measured in this run | - |")
+        for t in report.get("targets_not_measured") or []:
+            out.append(f"| {t['target']} | {t['goal']} | not measured in this run | - |")
     return "\n".join(out) + "\n"
 
 
@@ -1503,13 +1506,13 @@ def targets(
     idle: List[Dict[str, Any]],
     growth: List[Dict[str, Any]],
     servers: List[str],
-) -> Tuple[List[Dict[str, Any]], List[str]]:
+) -> Tuple[List[Dict[str, Any]], List[Dict[str, str]]]:
     """Issue 14's targets measured in this run (and the labels of those
     that were not: a peer or one of ours did not run)."""
     value = {(r.workload, r.server): r.value for r in results if r.value and r.ok}
     per_cpu = {(r.workload, r.server): r.per_cpu for r in results if r.per_cpu and r.ok}
     rows: List[Dict[str, Any]] = []
-    missing: List[str] = []
+    missing: List[Dict[str, str]] = []
     for t in TARGETS:
         figures = per_cpu if t.by_cpu else value
         row: Dict[str, Any] = {
@@ -1528,7 +1531,7 @@ def targets(
         if row["values"]:
             rows.append(row)
         else:
-            missing.append(f"{t.label} >= {t.goal:g}")
+            missing.append({"target": t.label, "goal": row["goal"]})
     callback = [s for s in servers if our_api(s) == "callback"]
     row = {
         "target": "memory: KiB per idle connection",
@@ -1560,6 +1563,17 @@ def targets(
             rows.append(row)
         row["values"][e["server"]] = e["growth_percent"]
         row["met"][e["server"]] = e["growth_percent"] < GROWTH_TARGET_PERCENT
+    if not any(r["target"].startswith("memory: KiB") for r in rows):
+        missing.append(
+            {"target": "memory: KiB per idle connection", "goal": f"<= {IDLE_TARGET_KIB:g}"}
+        )
+    if not any(r["target"].startswith("memory: RSS growth") for r in rows):
+        missing.append(
+            {
+                "target": "memory: RSS growth over 1M requests",
+                "goal": f"< {GROWTH_TARGET_PERCENT:g}%",
+            }
+        )
     for row in rows:
         row["met_by"] = [s for s in row["values"] if row["met"].get(s)]
         judged = [s for s in row["values"] if s in JUDGED]
@@ -1690,6 +1704,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--quick or --full, not both")
     if args.from_json:
         saved: Dict[str, Any] = json.loads(Path(args.from_json).read_text())
+        # targets and ratios as this version states them
+        saved_results = [Result(**r) for r in saved["results"]]
+        saved["targets"], saved["targets_not_measured"] = targets(
+            saved_results, saved["idle"], saved["growth"], saved["servers"]
+        )
+        saved["ratios"] = same_api_ratios(saved_results)
         print_tables(saved)
         if args.markdown:
             write_markdown(Path(args.markdown), markdown(saved))
