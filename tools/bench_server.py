@@ -55,7 +55,7 @@ installed); nghttpd -w/-W at our Limits' receive windows.
 PyPy takes its GC settings from the environment, which the servers inherit
 (PYPY_GC_NURSERY: its default is half the cache /proc/cpuinfo reports).
 
-  python tools/bench_server.py             # the full run, ~15 minutes
+  python tools/bench_server.py             # the full run, ~30 minutes
   python tools/bench_server.py --quick     # CI smoke test: tiny counts, exit 1 if a request fails
   python tools/bench_server.py --json      # JSON instead of tables
   python tools/bench_server.py --profile DIR   # also py-spy our server under (a), (c), (d)
