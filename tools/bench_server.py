@@ -259,14 +259,6 @@ class ServerSpec:
     def ours(self) -> bool:
         return self.kind == "ours"
 
-    @property
-    def api(self) -> str:
-        """``asgi`` (asgi_app.py) or ``callback`` (our handler API; nghttpd's
-        files are its C counterpart)."""
-        if self.kind == "ours":
-            return "asgi" if self.asgi else "callback"
-        return SERVER_API[self.kind]
-
     def unsupported(self, workload: Workload) -> str:
         """Why this server does not run ``workload`` ("" if it does)."""
         if self.only and workload.key not in self.only:
