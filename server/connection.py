@@ -69,6 +69,9 @@ class Connection(Responder, asyncio.BufferedProtocol):
 
     #: The protocol version, as access log lines and ``scope["http_version"]`` say it.
     http_version = "2"
+    #: Coroutine callbacks run to their first suspension at once
+    #: (:meth:`_start`), not from a task's first step in the next loop round.
+    eager_start = True
 
     #: Coroutine handlers (ASGI apps) running (counted from their first step:
     #: one cancelled before it never runs): a stream reset under one does
@@ -319,7 +322,12 @@ class Connection(Responder, asyncio.BufferedProtocol):
             self._handler_failed(stream)
             return False
         if result is not None and asyncio.iscoroutine(result):
-            self._start(stream, result)
+            if self.eager_start:
+                self._start(stream, result)
+            else:
+                task = self._loop.create_task(self._run(stream, result))
+                if stream.task is None or stream.task.done():
+                    stream.task = task
         return True
 
     if _EAGER_TASKS:
