@@ -341,9 +341,9 @@ def parse_args(
     )
     run.add_argument(
         "--loop",
-        default="asyncio",
+        default="auto",
         choices=LOOPS,
-        help="event loop: asyncio (default), uvloop, or auto (uvloop if installed)",
+        help="event loop: auto (default: uvloop if installed, else asyncio), asyncio, uvloop",
     )
     run.add_argument(
         "--workers",

@@ -13,7 +13,7 @@ import asyncio
 import http
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import InvalidResponse
 from .stream import Stream
@@ -32,6 +32,17 @@ _NO_BODY_STATUS = frozenset({204, 304})
 # Field names found to be tokens; a server sends few distinct ones.
 _TOKEN_NAMES: Set[bytes] = set()
 _TOKEN_NAMES_MAX = 1024
+
+
+_STATUS_LINES: Dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``, made once per status code."""
+    line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b""))
+    if 100 <= status <= 999:
+        _STATUS_LINES[status] = line
+    return line
 
 
 def _token_name(name: bytes) -> bool:
@@ -119,10 +130,16 @@ def head(
 ) -> None:
     """Queue the response head; ``length``: a known body's size."""
     handler_length = None
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b""))]
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _status_line(status)
+    # One list of pieces, joined once: no bytes made per field.
+    lines = [line]
     append = lines.append
+    extend = lines.extend
     names = _TOKEN_NAMES
-    for name, value in fields[1:]:
+    for field in fields[1:]:
+        name, value = field
         if (name not in names and not _token_name(name)) or BAD_VALUE(value):
             raise InvalidResponse(f"invalid response field {name!r}: {value!r}")
         if name == b"content-length":
@@ -131,7 +148,7 @@ def head(
             except ValueError as exc:
                 raise InvalidResponse(f"content-length {value!r} is not a number") from exc
             continue
-        append(name + b": " + value + b"\r\n")
+        extend((name, b": ", value, b"\r\n"))
     head_request = ex.method == b"HEAD"
     no_body = head_request or status in _NO_BODY_STATUS
     if status == 304 or (head_request and length in (None, 0) and not streamed):

@@ -52,6 +52,9 @@ class HTTP2Protocol(Connection):
         super().__init__(server)
         self.session: Optional[Session] = None
         self._settings_acked = False
+        #: Resets asked for while a read is dispatched, of streams with a
+        #: response queued: sent after it (see :meth:`reset`).
+        self._late_resets: Optional[List[Tuple[int, int]]] = None
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -155,6 +158,10 @@ class HTTP2Protocol(Connection):
                     transport.write(data)
                 if events:
                     self._dispatch(events)
+                elif self._late_resets is not None:
+                    resets, self._late_resets = self._late_resets, None
+                    for stream_id, error_code in resets:
+                        session.reset_stream(stream_id, error_code)
                 elif len(data) < WRITE_CHUNK:
                     break
         finally:
@@ -353,8 +360,19 @@ class HTTP2Protocol(Connection):
         self.session.send_informational_response(stream.id, fields)
 
     def reset(self, stream: Stream, error_code: int) -> None:
-        if self.session is not None:
-            self.session.reset_stream(stream.id, error_code)
+        session = self.session
+        if session is None:
+            return
+        if self._busy and stream.status is not None:
+            # A coroutine handler that failed past its response's head
+            # within this read (it runs eagerly, see Connection._start):
+            # what it queued goes first, then the reset, as if it had
+            # written as it went.
+            if self._late_resets is None:
+                self._late_resets = []
+            self._late_resets.append((stream.id, error_code))
+            return
+        session.reset_stream(stream.id, error_code)
 
     def consumed(self, stream: Stream, amount: int) -> None:
         """A handler read ``amount`` body bytes: open the stream's window."""

@@ -47,9 +47,9 @@ class HTTP2Server:
     gracefully).  Inside a running loop: ``await server.start()`` or
     ``async with server:``, then :meth:`shutdown` or :meth:`close`.
 
-    ``loop``: the event loop :meth:`serve_forever` runs: ``"asyncio"`` (the
-    default), ``"uvloop"``, ``"auto"`` (uvloop if installed) or a loop
-    factory.  ``workers``: with N > 1, :meth:`serve_forever` forks N
+    ``loop``: the event loop :meth:`serve_forever` runs: ``"auto"`` (the
+    default: uvloop if installed, else asyncio), ``"asyncio"``,
+    ``"uvloop"`` or a loop factory.  ``workers``: with N > 1, :meth:`serve_forever` forks N
     processes, each with its own loop and a ``SO_REUSEPORT`` socket on the
     same port (see :mod:`server.workers`).
 

@@ -1,8 +1,10 @@
 """Running a server: the choice of event loop, and N worker processes.
 
-``loop``: ``"asyncio"`` (the default), ``"uvloop"`` (an ImportError that
-says what to install when uvloop is missing), ``"auto"`` (uvloop when it is
-installed, else asyncio) or a callable that returns a new event loop.
+``loop``: ``"auto"`` (the default, as uvicorn's: uvloop when it is
+installed, else asyncio; always asyncio on PyPy, which uvloop does not
+support), ``"asyncio"``, ``"uvloop"`` (an ImportError that says what to
+install when uvloop is missing) or a callable that returns a new event
+loop.  ``pip install nghttp2-cffi[uvloop]`` installs uvloop on CPython.
 
 Workers: :func:`serve_workers` forks N processes; each runs its own event
 loop and its own listening socket with ``SO_REUSEPORT`` on the same port,
@@ -36,7 +38,7 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LoopOption = Union[None, str, LoopFactory]
 
 #: The names ``loop`` takes.
-LOOPS = ("asyncio", "uvloop", "auto")
+LOOPS = ("auto", "asyncio", "uvloop")
 #: Seconds the parent waits for its workers to listen.
 STARTUP_TIMEOUT = 30.0
 #: A worker that dies sooner than this after starting is not replaced: it
@@ -46,15 +48,15 @@ MIN_WORKER_LIFETIME = 2.0
 
 def loop_factory(loop: LoopOption = None) -> LoopFactory:
     """The callable making new event loops for the ``loop`` option."""
-    if loop is None or loop == "asyncio":
+    if loop == "asyncio":
         return asyncio.new_event_loop
     if callable(loop):
         return loop
-    if loop in ("uvloop", "auto"):
+    if loop is None or loop in ("uvloop", "auto"):
         try:
             import uvloop
         except ImportError as exc:
-            if loop == "auto":
+            if loop != "uvloop":
                 return asyncio.new_event_loop
             raise ImportError(
                 "loop='uvloop' needs the uvloop package: pip install uvloop "

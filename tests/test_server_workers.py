@@ -43,10 +43,12 @@ except ImportError:
 
 
 def test_loop_names() -> None:
-    assert loop_factory() is asyncio.new_event_loop
     assert loop_factory("asyncio") is asyncio.new_event_loop
     assert loop_name("asyncio") == "asyncio"
     assert loop_name("auto") == ("uvloop" if HAVE_UVLOOP else "asyncio")
+    # The default is "auto", as uvicorn's: uvloop when it is installed.
+    assert loop_name() == loop_name(None) == loop_name("auto")
+    assert HTTP2Server(("127.0.0.1", 0), PidHandler).loop is None
     with pytest.raises(ValueError, match="loop must be one of"):
         loop_factory("trio")
 
@@ -58,6 +60,15 @@ def test_missing_uvloop_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ImportError, match="pip install uvloop"):
         HTTP2Server(("127.0.0.1", 0), PidHandler, loop="uvloop")
     assert loop_factory("auto") is asyncio.new_event_loop
+    assert loop_factory() is asyncio.new_event_loop  # the default, auto
+
+
+def test_the_command_line_loop_default_is_auto() -> None:
+    from nghttp2.server.__main__ import parse_args
+
+    args = parse_args(["--no-tls"], environ={})
+    assert args.loop == "auto"
+    assert loop_name(args.loop) == ("uvloop" if HAVE_UVLOOP else "asyncio")
 
 
 def test_missing_uvloop_on_the_command_line(tmp_path: Path) -> None:

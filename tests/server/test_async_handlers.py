@@ -738,3 +738,96 @@ async def test_http11_body_left_unread_does_not_stall_the_connection(start_serve
             break
         await asyncio.sleep(0.01)
     assert Unread.closes == [NO_ERROR, NO_ERROR]
+
+
+# ---------------------------------------------------------------------------
+# Coroutine callbacks start eagerly (Connection._start)
+# ---------------------------------------------------------------------------
+
+REQUEST_ID: Any = __import__("contextvars").ContextVar("request_id", default=None)
+
+
+async def test_a_coroutine_that_never_suspends_is_answered_in_its_first_step(
+    start_server, h2_connect
+):
+    seen: List[Any] = []
+
+    class Quick(BaseRequestHandler):
+        async def on_headers(self) -> None:
+            # anyio and Starlette need a task here, eager or not.
+            seen.append(asyncio.current_task() is not None)
+            self.send_response(200, body=b"quick")
+
+        def on_close(self, error_code: int) -> None:
+            # Finished in its first step: no task was kept for it.
+            seen.append(self._task)
+
+    server = await start_server(Quick)
+    client = await h2_connect(server)
+    for _ in range(3):
+        response = await client.get("/")
+        assert response.status == 200
+        assert bytes(response.data) == b"quick"
+    await round_trip(client)
+    assert seen == [True, None] * 3
+
+
+async def test_a_coroutine_that_suspends_is_served_with_its_context(start_server, h2_connect):
+    seen: List[Any] = []
+
+    class Slow(BaseRequestHandler):
+        async def on_headers(self) -> None:
+            REQUEST_ID.set(self.stream_id)
+            first = asyncio.current_task()
+            await asyncio.sleep(0.01)
+            # The same task, and what was set before the suspension.
+            seen.append((REQUEST_ID.get(), asyncio.current_task() is first, self._task is first))
+            self.send_response(200, body=b"slow")
+
+    server = await start_server(Slow)
+    client = await h2_connect(server)
+    a = await client.get("/a")
+    b = await client.get("/b")
+    assert (a.status, b.status) == (200, 200)
+    assert sorted(seen) == [(1, True, True), (3, True, True)]
+    # Nothing leaked into the connection's context.
+    assert REQUEST_ID.get() is None
+
+
+@pytest.mark.parametrize("late", [False, True])
+async def test_an_exception_in_a_coroutine_answers_500(start_server, h2_connect, caplog, late):
+    class Failing(BaseRequestHandler):
+        async def on_headers(self) -> None:
+            if late:
+                await asyncio.sleep(0)
+            raise RuntimeError("boom eager")
+
+    server = await start_server(Failing)
+    client = await h2_connect(server)
+    response = await client.get("/")
+    assert response.status == 500
+    assert len(failures(caplog, "boom eager")) == 1
+
+
+async def test_a_reset_cancels_a_coroutine_suspended_after_its_first_step(start_server, h2_connect):
+    cancelled = asyncio.Event()
+    waiting = asyncio.Event()
+
+    class Waiting(BaseRequestHandler):
+        async def on_headers(self) -> None:
+            waiting.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    server = await start_server(Waiting)
+    client = await h2_connect(server)
+    sid = await client.request("/")
+    await wait(waiting.wait())
+    client.conn.reset_stream(sid, CANCEL)
+    await client.flush()
+    await round_trip(client)
+    await wait(cancelled.wait())
+    assert protocol_of(server).handlers == {}
