@@ -296,13 +296,20 @@ class Session:
     def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> list[ev.Event]:
         """Process bytes from the peer; return the events they caused.
 
+        A bytearray or memoryview is read in place and not kept (DATA events
+        carry copies), so a reader may pass the buffer it reads into.
+
         Raises :class:`~nghttp2_cffi.errors.ProtocolError` when the peer broke
         the protocol beyond a stream: the session then holds a GOAWAY for
         :meth:`data_to_send` and the events seen so far stay in :meth:`events`.
         """
-        if data.__class__ is not bytes:
-            data = bytes(data)
-        r = _recv(self._s, data, len(data))
+        if data.__class__ is bytes:
+            r = _recv(self._s, data, len(data))
+        else:
+            # Read in place (the server's read buffer): DATA events copy
+            # their own bytes out of it, nothing else keeps it.
+            data = memoryview(data).cast("B")
+            r = _recv(self._s, _pin(data), len(data))
         if r > 0:
             if r & _R_MOVED:
                 self._map_buffers()
@@ -338,7 +345,7 @@ class Session:
         self._pl = _buffer(s.pl, s.pl_cap)
         self._out = _buffer(s.out, s.out_cap)
 
-    def _collect(self, nwords: int, data: Optional[bytes]) -> None:
+    def _collect(self, nwords: int, data: Union[bytes, memoryview, None]) -> None:
         """Turn the event records of the last n2c_recv/n2c_send into events.
 
         ``data``: the input of n2c_recv, which DATA events may point into.
@@ -362,7 +369,10 @@ class Session:
                     append(ev.TrailersReceived(sid, headers))
             elif kind == _EV_DATA:
                 if b:
-                    append(_DataReceived(sid, data[c : c + d], a != 0))  # type: ignore[index]
+                    chunk = data[c : c + d]  # type: ignore[index]
+                    if chunk.__class__ is not bytes:
+                        chunk = bytes(chunk)  # out of a caller's buffer
+                    append(_DataReceived(sid, chunk, a != 0))
                 else:
                     append(_DataReceived(sid, pl[c : c + d], a != 0))
             elif kind == _EV_STREAM_CLOSED:

@@ -82,6 +82,9 @@ class Connection(Responder, asyncio.BufferedProtocol):
         self.server = server
         self.handler_class = server.handler_class
         self.limits: Limits = server.limits
+        # What the handler class overrides (see _traits), looked up per
+        # request: kept here for the connection's own handler class.
+        self._handler_traits = _traits(self.handler_class)
         self.transport: Optional[asyncio.Transport] = None
         #: The open streams by id, each with its handler.
         self.streams: Dict[int, Stream] = {}
@@ -189,9 +192,8 @@ class Connection(Responder, asyncio.BufferedProtocol):
         handler takes the body, then its on_headers (and on_request_done
         when there is no body, or 100 Continue when it wants one)."""
         handler = stream.handler
-        traits = _TRAITS.get(type(handler))
-        if traits is None:
-            traits = _traits(type(handler))
+        cls = handler.__class__
+        traits = self._handler_traits if cls is self.handler_class else _traits(cls)
         if end_stream:
             if traits & _READS_BODY:
                 stream.inbox = inbox = Inbox()
@@ -504,8 +506,8 @@ class Connection(Responder, asyncio.BufferedProtocol):
                 task.cancel()
         if stream.reader is not None or stream.generator is not None:
             self._drop_body_source(stream)
-        traits = _TRAITS.get(type(handler))
-        if traits is None or traits & _HAS_CLOSE:
+        cls = handler.__class__
+        if (self._handler_traits if cls is self.handler_class else _traits(cls)) & _HAS_CLOSE:
             try:
                 handler.on_close(error_code)
             except Exception:
@@ -546,6 +548,10 @@ _TRAITS: Dict[type, int] = {}
 
 
 def _traits(handler_class: Any) -> int:
+    """What ``handler_class`` overrides, as _READS_BODY... flags (cached)."""
+    traits = _TRAITS.get(handler_class)
+    if traits is not None:
+        return traits
     traits = 0
     if asyncio.iscoroutinefunction(handler_class.on_headers):
         traits |= _READS_BODY

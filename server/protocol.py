@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union, cast
 
 from nghttp2_cffi import (
     DEFAULT_PRIORITY,
@@ -102,7 +102,12 @@ class HTTP2Protocol(Connection):
             self._busy = False
         self.flush()
 
-    def data_received(self, data: bytes) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
+        # The session reads the server's read buffer in place (no copy of
+        # the whole read: only DATA payloads are copied out of it).
+        self.data_received(self.server.read_buffer[:nbytes])
+
+    def data_received(self, data: Union[bytes, memoryview]) -> None:
         session = self.session
         if session is None:
             return

@@ -235,6 +235,31 @@ def test_send_data_accepts_str_and_buffers(pair, pump):
     assert ended(seen, sid)
 
 
+def test_receive_data_reads_a_reused_buffer_in_place():
+    """A server reads into one buffer and hands the session a view of it:
+    the DATA events keep bytes of their own, unchanged when the buffer is
+    overwritten by the next read."""
+    client, server = Session("client"), Session("server")
+    sid = client.send_request(POST, b"a" * 20000)
+    wire = client.data_to_send()
+    buffer = bytearray(len(wire))
+    view = memoryview(buffer)
+    buffer[:] = wire
+    events = server.receive_data(view)
+    buffer[:] = b"\xff" * len(wire)  # the next read lands in the same buffer
+    data = [e for e in events if isinstance(e, DataReceived)]
+    assert all(type(e.data) is bytes for e in data)
+    assert b"".join(e.data for e in data) == b"a" * 20000
+    assert data[-1].end_stream and data[-1].stream_id == sid
+    # A part of a buffer (the server passes read_buffer[:nbytes]) works too.
+    sid2 = client.send_request(POST, b"bc")
+    wire = client.data_to_send()
+    buffer[: len(wire)] = wire
+    events = server.receive_data(view[: len(wire)])
+    assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == b"bc"
+    assert any(isinstance(e, RequestReceived) and e.stream_id == sid2 for e in events)
+
+
 def test_trailers_both_directions(pair, pump):
     client, server = pair
     sid = client.send_request(POST, body=b"payload", trailers=[("x-checksum", "abc")])
