@@ -55,6 +55,7 @@ class HTTP2Protocol(Connection):
         #: Resets asked for while a read is dispatched, of streams with a
         #: response queued: sent after it (see :meth:`reset`).
         self._late_resets: Optional[List[Tuple[int, int]]] = None
+        self._flush_soon = False  # a flush is scheduled for this loop round
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -380,11 +381,21 @@ class HTTP2Protocol(Connection):
         session.reset_stream(stream.id, error_code)
 
     def consumed(self, stream: Stream, amount: int) -> None:
-        """A handler read ``amount`` body bytes: open the stream's window."""
-        if self.session is not None and stream.is_open():
-            self.session.acknowledge_stream_data(amount, stream.id)
-            if not self._busy:
-                self.flush()
+        """A handler read ``amount`` body bytes: open the stream's window.
+
+        The WINDOW_UPDATE (nghttp2 queues one once half a window is read)
+        goes out at the end of this loop round: an app reading the chunks
+        of one read costs one flush, not one per chunk."""
+        session = self.session
+        if session is not None and stream.is_open():
+            session.acknowledge_stream_data(amount, stream.id)
+            if not self._busy and not self._flush_soon:
+                self._flush_soon = True
+                self._loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
+        self.flush()
 
     def stream_priority(self, stream: Stream) -> Priority:
         session = self.session
