@@ -308,7 +308,10 @@ class Session:
         else:
             # Read in place (the server's read buffer): DATA events copy
             # their own bytes out of it, nothing else keeps it.
-            data = memoryview(data).cast("B")
+            if data.__class__ is not memoryview:
+                data = memoryview(data)
+            if data.format != "B":
+                data = data.cast("B")
             r = _recv(self._s, _pin(data), len(data))
         if r > 0:
             if r & _R_MOVED:

@@ -37,6 +37,9 @@ from .validation import check_http2_request
 if TYPE_CHECKING:
     from .server import HTTP2Server
 
+# Reads of at least this many bytes are parsed in place (buffer_updated).
+_IN_PLACE_READ = 16384
+
 log = logging.getLogger("nghttp2.server")
 
 _NO_ERROR = int(ErrorCode.NO_ERROR)
@@ -104,9 +107,11 @@ class HTTP2Protocol(Connection):
         self.flush()
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The session reads the server's read buffer in place (no copy of
-        # the whole read: only DATA payloads are copied out of it).
-        self.data_received(self.server.read_buffer[:nbytes])
+        # A large read (a body) is parsed in the server's read buffer, with
+        # only its DATA payloads copied out; a small one costs less copied
+        # whole than pinned for C (~350 vs ~430 ns for 1 KiB).
+        view = self.server.read_buffer[:nbytes]
+        self.data_received(view if nbytes >= _IN_PLACE_READ else bytes(view))
 
     def data_received(self, data: Union[bytes, memoryview]) -> None:
         session = self.session
