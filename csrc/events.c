@@ -19,6 +19,11 @@
  *
  * configure() gives it the event classes and the constants from glue.c,
  * once, at import (nghttp2_cffi.session).
+ *
+ * It reads the records and payloads where glue.c keeps them, as the Python
+ * loop reads the payloads through an ffi.buffer: nothing may call into the
+ * same session while it runs (an allocation here can run the garbage
+ * collector, hence a __del__; one that fed the session would move them).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
