@@ -8,7 +8,8 @@
  * build(ev, start, stop, pl, data, out, bodies, closing) reads the event records
  * glue.c queued (N2C_EV_WORDS int64 words each, at address ev; payloads at
  * address pl), from record `start` on, and appends to the list `out` an
- * event for each request header block (RequestReceived), DATA chunk
+ * event for each request header block (RequestReceived), final response
+ * header block (ResponseReceived), DATA chunk
  * (DataReceived) and, when `closing` is true, stream closure (StreamClosed,
  * after removing the stream's entry from the dict `bodies`, as
  * Session._collect_py does); records of kind N2C_EV_NONE are skipped.  It stops at the first other
@@ -30,7 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *request_cls, *data_cls, *closed_cls;
+static PyObject *request_cls, *response_cls, *data_cls, *closed_cls;
 static long long ev_words, ev_none, ev_headers, ev_data, ev_closed, hcat_request;
 static PyObject *s_stream_id, *s_headers, *s_end_stream, *s_data, *s_error_code;
 
@@ -106,14 +107,23 @@ static PyObject *build(PyObject *self, PyObject *args) {
     long long kind = e[0];
     PyObject *event, *sid, *value, *flag;
     if (kind == ev_none) continue;
-    if (kind == ev_headers && e[2] == hcat_request) {
-      value = split_headers(pl + e[4], (Py_ssize_t)e[5]);
+    if (kind == ev_headers) {
+      /* A request (server side) or a final response (client side, its
+       * :status first and not 1xx); 1xx and trailers are Python's. */
+      const char *block = pl + e[4];
+      Py_ssize_t len = (Py_ssize_t)e[5];
+      PyObject *cls = request_cls;
+      if (e[2] != hcat_request) {
+        if (len < 9 || memcmp(block, ":status\0", 8) != 0 || block[8] == '1') break;
+        cls = response_cls;
+      }
+      value = split_headers(block, len);
       flag = e[3] ? Py_True : Py_False;
       if (value == NULL) return NULL;
       sid = PyLong_FromLongLong(e[1]);
       event = sid == NULL ? NULL
-                          : make3(request_cls, s_stream_id, sid, s_headers, value,
-                                  s_end_stream, flag);
+                          : make3(cls, s_stream_id, sid, s_headers, value, s_end_stream,
+                                  flag);
     } else if (kind == ev_data && (input != NULL || !e[3])) {
       value = PyBytes_FromStringAndSize((e[3] ? input : pl) + e[4], (Py_ssize_t)e[5]);
       flag = e[2] ? Py_True : Py_False;
@@ -152,18 +162,20 @@ static PyObject *build(PyObject *self, PyObject *args) {
 }
 
 static PyObject *configure(PyObject *self, PyObject *args) {
-  PyObject *req, *dat, *clo;
+  PyObject *req, *res, *dat, *clo;
   (void)self;
-  if (!PyArg_ParseTuple(args, "O!O!O!LLLLLL", &PyType_Type, &req, &PyType_Type, &dat,
-                        &PyType_Type, &clo, &ev_words, &ev_none, &ev_headers, &ev_data,
+  if (!PyArg_ParseTuple(args, "O!O!O!O!LLLLLL", &PyType_Type, &req, &PyType_Type, &res,
+                        &PyType_Type, &dat, &PyType_Type, &clo, &ev_words, &ev_none, &ev_headers, &ev_data,
                         &ev_closed, &hcat_request))
     return NULL;
   /* Once per process in practice; a second call keeps the first classes
    * alive (a few objects), never frees what a running build() may use. */
   Py_INCREF(req);
+  Py_INCREF(res);
   Py_INCREF(dat);
   Py_INCREF(clo);
   request_cls = req;
+  response_cls = res;
   data_cls = dat;
   closed_cls = clo;
   Py_RETURN_NONE;

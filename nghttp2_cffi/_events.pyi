@@ -3,6 +3,7 @@ from typing import Any, Optional
 
 def configure(
     request_cls: type,
+    response_cls: type,
     data_cls: type,
     closed_cls: type,
     ev_words: int,

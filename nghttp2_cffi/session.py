@@ -81,7 +81,7 @@ _settings_entries = struct.Struct(">HI").iter_unpack
 _EV_WORDS = lib.N2C_EV_WORDS
 _uintptr = ffi.cast
 
-# The commonest events (requests, DATA, stream closures) built in C where
+# The commonest events (requests, responses, DATA, stream closures) built in C where
 # nghttp2_cffi._events was compiled (CPython); _collect_py is the reference
 # and PyPy's path.  NGHTTP2_CFFI_PURE_EVENTS=1 turns the C builder off.
 _build: Any = None
@@ -93,6 +93,7 @@ if not _PYPY and not os.environ.get("NGHTTP2_CFFI_PURE_EVENTS"):
     else:
         _events.configure(
             ev.RequestReceived,
+            ev.ResponseReceived,
             ev.DataReceived,
             ev.StreamClosed,
             _EV_WORDS,

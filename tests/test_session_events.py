@@ -9,13 +9,15 @@ import platform
 from typing import Any, Callable, List, Tuple
 
 import pytest
-from session_support import pattern
+from session_support import of, pattern
 
 import nghttp2_cffi.session as session_module
 from nghttp2_cffi import (
     DataReceived,
     Event,
+    InformationalResponseReceived,
     RequestReceived,
+    ResponseReceived,
     Session,
     SessionConfig,
     SettingCode,
@@ -47,7 +49,7 @@ def exchange(chunk: int) -> Tuple[List[Event], List[Event], dict]:
     """A server and a client with requests of every shape, bodies sent as
     bytes (kept in the session's _bodies until the stream closes), streamed
     ones (DATA_REQUESTED records between the others), trailers, a reset, a
-    ping, a PRIORITY_UPDATE; the client's bytes reach the server ``chunk``
+    ping, a PRIORITY_UPDATE, a 103 before a response; the client's bytes reach the server ``chunk``
     bytes at a time (DATA then comes from the glue's copy, not the input).
     Returns what each side saw and the server's state afterwards."""
     config = SessionConfig(settings={SettingCode.NO_RFC7540_PRIORITIES: 1})
@@ -79,6 +81,7 @@ def exchange(chunk: int) -> Tuple[List[Event], List[Event], dict]:
     client.ping(b"12345678")
     for sid in ids[:3]:
         server.send_response(sid, [(":status", "200"), ("x", "y")], pattern(40_000, sid))
+    server.send_informational_response(ids[3], [(":status", "103"), ("link", "</s>")])
     server.send_response(ids[3], [(":status", "201")], end_stream=False)
     server.send_data(ids[3], b"part", end_stream=True)
     server.send_response(ids[4], [(":status", "204")])
@@ -117,6 +120,12 @@ def test_c_and_python_build_the_same_events(monkeypatch, chunk):
     assert requests[0].headers[6] == (b"x-empty", b"")
     assert requests[0].headers[-1] == (b"x-bytes", b"\x80\xff tab\there")
     assert requests[0].end_stream is True and requests[3].end_stream is False
+    responses = [e for e in c_client if isinstance(e, ResponseReceived)]
+    assert [r.headers[0] for r in responses] == [(b":status", b"200")] * 3 + [
+        (b":status", b"201"),
+        (b":status", b"204"),
+    ]
+    assert of(c_client, InformationalResponseReceived)[0].headers[0] == (b":status", b"103")
     body = b"".join(e.data for e in c_server if isinstance(e, DataReceived) and e.stream_id == 7)
     assert body == pattern(70_000, 1)
 
