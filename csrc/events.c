@@ -5,14 +5,14 @@
  * Python (Session._collect_py), which stays the reference: tests compare
  * the two on the same records.
  *
- * build(ev, start, stop, pl, data, out, bodies, closing) reads the event records
- * glue.c queued (N2C_EV_WORDS int64 words each, at address ev; payloads at
- * address pl), from record `start` on, and appends to the list `out` an
- * event for each request header block (RequestReceived), final response
- * header block (ResponseReceived), DATA chunk
- * (DataReceived) and, when `closing` is true, stream closure (StreamClosed,
- * after removing the stream's entry from the dict `bodies`, as
- * Session._collect_py does); records of kind N2C_EV_NONE are skipped.  It stops at the first other
+ * build(ev, start, stop, pl, data, out, bodies, closing) reads the event
+ * records glue.c queued (N2C_EV_WORDS int64 words each, at address ev;
+ * payloads at address pl), from record `start` on, and appends to the list
+ * `out` an event for each request header block (RequestReceived), final
+ * response header block (ResponseReceived), DATA chunk (DataReceived) and,
+ * when `closing` is true, stream closure (StreamClosed, after removing the
+ * stream's entry from the dict `bodies`, as Session._collect_py does);
+ * records of kind N2C_EV_NONE are skipped.  It stops at the first other
  * record and returns its index (`stop` when it handled them all): Python
  * handles that one and calls again.  Events are made without running their
  * Python __init__ (which only stores its arguments): the type's tp_new, then
