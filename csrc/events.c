@@ -164,8 +164,9 @@ static PyObject *build(PyObject *self, PyObject *args) {
 static PyObject *configure(PyObject *self, PyObject *args) {
   PyObject *req, *res, *dat, *clo;
   (void)self;
-  if (!PyArg_ParseTuple(args, "O!O!O!O!LLLLLL", &PyType_Type, &req, &PyType_Type, &res,
-                        &PyType_Type, &dat, &PyType_Type, &clo, &ev_words, &ev_none, &ev_headers, &ev_data,
+  if (!PyArg_ParseTuple(args, "O!O!O!O!LLLLLL", &PyType_Type, &req,
+                        &PyType_Type, &res, &PyType_Type, &dat, &PyType_Type,
+                        &clo, &ev_words, &ev_none, &ev_headers, &ev_data,
                         &ev_closed, &hcat_request))
     return NULL;
   /* Once per process in practice; a second call keeps the first classes
@@ -182,8 +183,10 @@ static PyObject *configure(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"build", build, METH_VARARGS, "Events of the commonest records (see csrc/events.c)."},
-    {"configure", configure, METH_VARARGS, "The event classes and glue.c's constants."},
+    {"build", build, METH_VARARGS,
+     "Events of the commonest records (see csrc/events.c)."},
+    {"configure", configure, METH_VARARGS,
+     "The event classes and glue.c's constants."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -199,8 +202,8 @@ PyMODINIT_FUNC PyInit__events(void) {
   s_end_stream = PyUnicode_InternFromString("end_stream");
   s_data = PyUnicode_InternFromString("data");
   s_error_code = PyUnicode_InternFromString("error_code");
-  if (s_stream_id == NULL || s_headers == NULL || s_end_stream == NULL || s_data == NULL ||
-      s_error_code == NULL)
+  if (s_stream_id == NULL || s_headers == NULL || s_end_stream == NULL ||
+      s_data == NULL || s_error_code == NULL)
     return NULL;
   return PyModule_Create(&module);
 }
