@@ -9,6 +9,7 @@ by nghttp2 straight from memory.  No I/O happens here.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import struct
 import warnings
@@ -77,6 +78,34 @@ _provide = lib.n2c_provide
 _PYPY = platform.python_implementation() == "PyPy"
 _pin = ffi.from_buffer
 _settings_entries = struct.Struct(">HI").iter_unpack
+_EV_WORDS = lib.N2C_EV_WORDS
+_uintptr = ffi.cast
+
+# The commonest events (requests, responses, DATA, stream closures) built in C where
+# nghttp2_cffi._events was compiled (CPython); _collect_py is the reference
+# and PyPy's path.  NGHTTP2_CFFI_PURE_EVENTS=1 turns the C builder off.
+_build: Any = None
+if not _PYPY and not os.environ.get("NGHTTP2_CFFI_PURE_EVENTS"):
+    try:
+        from . import _events
+    except ImportError:
+        pass
+    else:
+        _events.configure(
+            ev.RequestReceived,
+            ev.ResponseReceived,
+            ev.DataReceived,
+            ev.StreamClosed,
+            _EV_WORDS,
+            lib.N2C_EV_NONE,
+            _EV_HEADERS,
+            _EV_DATA,
+            _EV_STREAM_CLOSED,
+            _HCAT_REQUEST,
+        )
+        _build = _events.build
+#: Whether events are built in C (nghttp2_cffi._events) rather than in Python.
+EVENTS_IN_C = _build is not None
 
 
 def encode_headers(headers: HeaderInput) -> tuple[bytes, int]:
@@ -238,6 +267,7 @@ class Session:
         self._ev: Any = None  # views of the C buffers (ffi.buffer)
         self._pl: Any = None
         self._out: Any = None
+        self._ev_addr = self._pl_addr = 0  # their addresses, for _build
         self._map_buffers()
         self._events: list[ev.Event] = []
         self._bodies: dict[int, Any] = {}  # stream id -> bytes body or _OutBody
@@ -347,15 +377,45 @@ class Session:
         self._ev = _buffer(s.ev, s.ev_cap * 8)
         self._pl = _buffer(s.pl, s.pl_cap)
         self._out = _buffer(s.out, s.out_cap)
+        if _build is not None:
+            self._ev_addr = int(_uintptr("uintptr_t", s.ev))
+            self._pl_addr = int(_uintptr("uintptr_t", s.pl))
 
     def _collect(self, nwords: int, data: Union[bytes, memoryview, None]) -> None:
         """Turn the event records of the last n2c_recv/n2c_send into events.
 
         ``data``: the input of n2c_recv, which DATA events may point into.
         """
+        events = self._events
+        if _build is None:
+            self._collect_py(0, nwords, data, events)
+            return
+        # C builds requests, DATA and (while no priority needs forgetting)
+        # closures; it stops at any other record, which Python handles
+        # before C carries on.
+        i, n = 0, nwords // _EV_WORDS
+        while i < n:
+            i = _build(
+                self._ev_addr,
+                i,
+                n,
+                self._pl_addr,
+                data,
+                events,
+                self._bodies,
+                not self._priorities,
+            )
+            if i < n:
+                self._collect_py(i * _EV_WORDS, (i + 1) * _EV_WORDS, data, events)
+                i += 1
+
+    def _collect_py(
+        self, start: int, stop: int, data: Optional[bytes], events: list[ev.Event]
+    ) -> None:
+        """_collect in Python, for the records in words ``start`` to ``stop``."""
         pl = self._pl
-        append = self._events.append
-        for kind, sid, a, b, c, d in _records(self._ev[: nwords * 8]):
+        append = events.append
+        for kind, sid, a, b, c, d in _records(self._ev[start * 8 : stop * 8]):
             if kind == _EV_HEADERS:
                 it_h = iter(pl[c : c + d].split(b"\0"))
                 headers = list(zip(it_h, it_h))

@@ -62,14 +62,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def version() -> str:
-    """``nghttp2-cffi X.Y.Z (libnghttp2 A.B.C, CPython 3.x.y)``."""
+    """``nghttp2-cffi X.Y.Z (libnghttp2 A.B.C, CPython 3.x.y, events built in C)``:
+    the last part says whether nghttp2_cffi._events is loaded (else ``in Python``)."""
     import platform
 
     import nghttp2_cffi
+    from nghttp2_cffi.session import EVENTS_IN_C
 
     return (
         f"nghttp2-cffi {nghttp2_cffi.__version__} (libnghttp2 {nghttp2_cffi.VERSION}, "
-        f"{platform.python_implementation()} {platform.python_version()})"
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"events built in {'C' if EVENTS_IN_C else 'Python'})"
     )
 
 

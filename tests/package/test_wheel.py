@@ -68,6 +68,8 @@ def test_repaired_wheel_installs_without_libnghttp2_and_serves(tmp_path: Path) -
         f"nghttp2_cffi-{nghttp2_cffi.__version__}.dist-info",
     }
     assert any(re.fullmatch(r"nghttp2_cffi\.libs/libnghttp2-[0-9a-f]+\.so[.\d]*", n) for n in names)
+    # The C event builder (csrc/events.c), for the stable ABI like _nghttp2.
+    assert "nghttp2_cffi/_events.abi3.so" in names
     assert any(re.fullmatch(r"nghttp2_cffi-[^/]+\.dist-info/(licenses/)?LICENSE", n) for n in names)
 
     venv = tmp_path / "venv"

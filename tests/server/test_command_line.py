@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -64,6 +65,19 @@ async def test_version_names_the_package_and_libnghttp2(spawn):
     assert program.out.strip().startswith(
         f"nghttp2-cffi {nghttp2_cffi.__version__} (libnghttp2 {nghttp2_cffi.VERSION}, "
     )
+
+
+async def test_version_says_whether_events_are_built_in_c(spawn):
+    program = await spawn("-m", "nghttp2", "--version")
+    assert await program.finish() == 0
+    where = "C" if platform.python_implementation() == "CPython" else "Python"
+    assert program.out.strip().endswith(f", events built in {where})"), program.out
+
+
+async def test_version_says_events_in_python_when_turned_off(spawn):
+    program = await spawn("-m", "nghttp2", "--version", env={"NGHTTP2_CFFI_PURE_EVENTS": "1"})
+    assert await program.finish() == 0
+    assert program.out.strip().endswith(", events built in Python)"), program.out
 
 
 async def test_help_gives_units_and_environment_variables(spawn):
