@@ -7,7 +7,8 @@
  *
  * build(ev, start, stop, pl, data, out, bodies, closing) reads the event
  * records glue.c queued (N2C_EV_WORDS int64 words each, at address ev;
- * payloads at address pl), from record `start` on, and appends to the list
+ * payloads at address pl; `data`, the input of the read, as bytes or as the
+ * address of a pinned buffer), from record `start` on, and appends to the list
  * `out` an event for each request header block (RequestReceived), final
  * response header block (ResponseReceived), DATA chunk (DataReceived) and,
  * when `closing` is true, stream closure (StreamClosed, after removing the
@@ -98,7 +99,10 @@ static PyObject *build(PyObject *self, PyObject *args) {
   ev = (const int64_t *)PyLong_AsVoidPtr(ev_addr);
   pl = (const char *)PyLong_AsVoidPtr(pl_addr);
   if (PyErr_Occurred()) return NULL;
-  if (data != Py_None) {
+  if (PyLong_Check(data)) { /* the address of a pinned buffer (a view) */
+    input = (const char *)PyLong_AsVoidPtr(data);
+    if (input == NULL) return NULL;
+  } else if (data != Py_None) {
     input = PyBytes_AsString(data);
     if (input == NULL) return NULL;
   }

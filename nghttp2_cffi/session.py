@@ -342,7 +342,19 @@ class Session:
                 data = memoryview(data)
             if data.format != "B":
                 data = data.cast("B")
-            r = _recv(self._s, _pin(data), len(data))
+            pinned = _pin(data)
+            r = _recv(self._s, pinned, len(data))
+            if r > 0:
+                if r & _R_MOVED:
+                    self._map_buffers()
+                self._collect(r >> 2, data, int(_uintptr("uintptr_t", pinned)))
+            elif r < 0:
+                self._map_buffers()
+                self._collect(self._s.ev_len, data, int(_uintptr("uintptr_t", pinned)))
+                self._fail(r)
+            out = self._events
+            self._events = []
+            return out
         if r > 0:
             if r & _R_MOVED:
                 self._map_buffers()
@@ -381,10 +393,11 @@ class Session:
             self._ev_addr = int(_uintptr("uintptr_t", s.ev))
             self._pl_addr = int(_uintptr("uintptr_t", s.pl))
 
-    def _collect(self, nwords: int, data: Union[bytes, memoryview, None]) -> None:
+    def _collect(self, nwords: int, data: Union[bytes, memoryview, None], address: int = 0) -> None:
         """Turn the event records of the last n2c_recv/n2c_send into events.
 
-        ``data``: the input of n2c_recv, which DATA events may point into.
+        ``data``: the input of n2c_recv, which DATA events may point into;
+        ``address``: where a memoryview ``data`` is pinned, for C.
         """
         events = self._events
         if _build is None:
@@ -400,7 +413,7 @@ class Session:
                 i,
                 n,
                 self._pl_addr,
-                data,
+                address or data,
                 events,
                 self._bodies,
                 not self._priorities,
