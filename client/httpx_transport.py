@@ -202,20 +202,37 @@ class _Body:
 
 
 class _AsyncResponseStream(httpx.AsyncByteStream):
-    __slots__ = ("body",)
+    """A response body for httpx: its own async iterator (no async
+    generator to set up, hook and finalize per response), starting with
+    what came with the headers (usually the whole body of a small
+    response)."""
 
-    def __init__(self, body: _Body) -> None:
+    __slots__ = ("body", "first")
+
+    def __init__(self, body: _Body, first: Optional[bytes]) -> None:
         self.body = body
+        self.first = first  # b"": nothing more to give
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        read = self.body.read_some
-        while True:
-            data = await read()
-            if not data:
-                return
-            yield data
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        first = self.first
+        if first is not None:
+            if not first:
+                raise StopAsyncIteration
+            self.first = b""
+            return first
+        data = await self.body.read_some()
+        if not data:
+            self.first = b""
+            raise StopAsyncIteration
+        return data
 
     async def aclose(self) -> None:
+        s = self.body.stream
+        if s.closed and s.upload_task is None and not s.chunks:
+            return  # nothing left to stop (the usual case: read to the end)
         await self.body.aclose()
 
 
@@ -302,7 +319,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         result = httpx.Response(
             status_code=response.status or 0,
             headers=response.headers.raw,
-            stream=_AsyncResponseStream(reader),
+            stream=_AsyncResponseStream(reader, reader.take_buffered()),
             extensions=ext,
         )
         reader.extensions = result.extensions  # httpx keeps a copy

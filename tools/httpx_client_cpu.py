@@ -7,7 +7,8 @@ and profiles of the client side of tools/bench_httpx.py.
 KIND: ``ours`` (AsyncClient on nghttp2.httpx.AsyncHTTPTransport), ``httpx``
 (httpx's own HTTP/2), ``null`` (an AsyncClient whose transport returns a
 canned response at once: what httpx itself costs, the floor of any
-transport), ``raw`` (nghttp2.client.Client without httpx); ``sync-ours``,
+transport), ``null-yield`` (the same after one loop turn, as a transport
+on a network must wait), ``raw`` (nghttp2.client.Client without httpx); ``sync-ours``,
 ``sync-httpx``, ``sync-null``: ``n`` GETs one after another on an
 ``httpx.Client``.  Async kinds run ``n`` GETs, ``c`` at a time, on one
 connection, as bench_httpx.py's first workload.  Prints the process's CPU
@@ -44,6 +45,16 @@ class NullTransport(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=_HEADERS, content=BODY)
 
 
+class YieldingNullTransport(httpx.AsyncBaseTransport):
+    """The null transport, but each request waits one loop turn for its
+    response, as any transport on a network must (the gather's tasks then
+    also queue on their semaphore)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return httpx.Response(200, headers=_HEADERS, content=BODY)
+
+
 class SyncNullTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers=_HEADERS, content=BODY)
@@ -74,6 +85,8 @@ async def run_async(kind: str, url: str, args: argparse.Namespace) -> None:
             hc = httpx.AsyncClient(transport=AsyncHTTPTransport(http2_prior_knowledge=True))
         elif kind == "null":
             hc = httpx.AsyncClient(transport=NullTransport())
+        elif kind == "null-yield":
+            hc = httpx.AsyncClient(transport=YieldingNullTransport())
         elif kind == "httpx":
             hc = httpx.AsyncClient(http1=False, http2=True)
         else:
