@@ -226,6 +226,9 @@ class Client:
         self._old: set[ClientConnection] = set()
         self._lock: Optional[asyncio.Lock] = None
         self._closed = False
+        #: Given to new connections (see ClientConnection.flush_soon): False
+        #: for callers that send one request at a time.
+        self.batch_writes = True
 
     def __repr__(self) -> str:
         return f"<Client {self.origin}>"
@@ -285,6 +288,7 @@ class Client:
                 stream_window=self.stream_window,
                 max_pushes=self.max_pushes,
                 max_header_list_size=self.max_header_list_size,
+                batch_writes=self.batch_writes,
             ),
             self.host,
             self.port,
