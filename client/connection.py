@@ -126,6 +126,48 @@ class StreamSink:
         """The request body sent everything it was given and may take more."""
 
 
+class Deadlines:
+    """Waits that give up after the same number of seconds, by the
+    future each waits on.  They expire in the order they began, so one
+    timer serves them all: a wait costs a dict entry instead of a
+    ``call_later`` (a TimerHandle pushed on the loop's heap, cancelled and
+    cleared from it again), one per request.  An expired wait's future
+    gets the result False."""
+
+    __slots__ = ("loop", "timeout", "timer", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        #: Waiting futures and their deadlines, earliest first.
+        self.waiters: Dict[asyncio.Future[Any], float] = {}
+        self.timer: Optional[asyncio.TimerHandle] = None
+
+    def add(self, waiter: asyncio.Future[Any]) -> None:
+        deadline = self.loop.time() + self.timeout
+        self.waiters[waiter] = deadline
+        if self.timer is None:
+            self.timer = self.loop.call_at(deadline, self._expire)
+
+    def discard(self, waiter: asyncio.Future[Any]) -> None:
+        self.waiters.pop(waiter, None)
+
+    def _expire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        waiters = self.waiters
+        expired = []
+        for waiter, deadline in waiters.items():
+            if deadline > now:
+                self.timer = self.loop.call_at(deadline, self._expire)
+                break
+            expired.append(waiter)
+        for waiter in expired:
+            del waiters[waiter]
+            if not waiter.done():
+                waiter.set_result(False)
+
+
 class Unavailable(Exception):
     """Internal: the connection takes no new streams (GOAWAY, closed); the
     request was not sent and may go on a new connection.  ``reason`` is what
@@ -187,6 +229,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._settings_seen: asyncio.Future[None] = self.loop.create_future()
         self._lost: asyncio.Future[None] = self.loop.create_future()
         self._pings: dict[bytes, asyncio.Future[None]] = {}
+        self._deadlines: dict[float, Deadlines] = {}
         self._ping_count = 0
         self._first_bytes = b""
         self._paused = False
@@ -278,6 +321,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             if not fut.done():
                 fut.set_exception(reason)
         self._pings.clear()
+        for deadlines in self._deadlines.values():
+            if deadlines.timer is not None:
+                deadlines.timer.cancel()
+        self._deadlines.clear()
         if not self._settings_seen.done():
             self._settings_seen.set_exception(reason)
             self._settings_seen.exception()  # handshake() re-raises it; mark it seen
@@ -318,6 +365,13 @@ class ClientConnection(asyncio.BufferedProtocol):
             g = self.goaway
             return Unavailable(GoAwayError(g.last_stream_id, g.error_code, g.debug_data))
         return Unavailable(ConnectionClosedError("the connection is closing"))
+
+    def deadlines(self, timeout: float) -> Deadlines:
+        """The waits of this connection that give up after ``timeout`` seconds."""
+        d = self._deadlines.get(timeout)
+        if d is None:
+            d = self._deadlines[timeout] = Deadlines(self.loop, timeout)
+        return d
 
     # ---- concurrency slots (the server's MAX_CONCURRENT_STREAMS) ----------
 

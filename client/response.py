@@ -45,23 +45,22 @@ def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
     return status, rest
 
 
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
-
-
-async def _within(waiter: asyncio.Future[Any], timeout: Optional[float]) -> bool:
+async def _within(
+    conn: ClientConnection, waiter: asyncio.Future[Any], timeout: Optional[float]
+) -> bool:
     """Await ``waiter`` (woken with None); False when ``timeout`` seconds
-    passed first.  A timer instead of ``asyncio.wait_for``: a fraction of
-    its cost, paid on every wait of every request."""
+    passed first.  The connection's :class:`~client.connection.Deadlines`
+    instead of ``asyncio.wait_for`` or a timer per wait: a fraction of
+    their cost, paid on every wait of every request."""
     if timeout is None:
         await waiter
         return True
-    timer = waiter.get_loop().call_later(timeout, _expire, waiter)
+    deadlines = conn.deadlines(timeout)
+    deadlines.add(waiter)
     try:
         return await waiter is not False
     finally:
-        timer.cancel()
+        deadlines.discard(waiter)
 
 
 class ResponseStream(StreamSink):
@@ -178,7 +177,7 @@ class ResponseStream(StreamSink):
         """Wait for the next event on the stream; ReadTimeout after ``timeout``."""
         self._waiter = self.conn.loop.create_future()
         try:
-            if not await _within(self._waiter, timeout):
+            if not await _within(self.conn, self._waiter, timeout):
                 raise ReadTimeout(
                     f"no {what} from the server within {timeout}s (stream {self.stream_id})"
                 )
@@ -189,7 +188,7 @@ class ResponseStream(StreamSink):
         """Wait until the request body may take more; WriteTimeout after ``timeout``."""
         self._drain_waiter = self.conn.loop.create_future()
         try:
-            if not await _within(self._drain_waiter, timeout):
+            if not await _within(self.conn, self._drain_waiter, timeout):
                 raise WriteTimeout(
                     f"the request body of stream {self.stream_id} could not be sent for "
                     f"{timeout}s (the server's flow-control window stayed closed)"
