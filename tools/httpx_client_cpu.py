@@ -101,14 +101,18 @@ async def run_async(kind: str, url: str, args: argparse.Namespace) -> None:
         prof = cProfile.Profile() if args.profile and rep == args.reps - 1 else None
         if prof:
             prof.enable()
+        collections = [g["collections"] for g in gc.get_stats()]
         cpu, wall = time.process_time(), time.perf_counter()
         await gather(get, args.n, args.c)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        collections = [g["collections"] - c for g, c in zip(gc.get_stats(), collections)]
         if prof:
             prof.disable()
             prof.dump_stats(os.path.join(args.profile, f"{kind}.prof"))
         print(
-            f"{kind}: {cpu / args.n * 1e6:.0f} us cpu/req, {args.n / wall:,.0f} req/s", flush=True
+            f"{kind}: {cpu / args.n * 1e6:.0f} us cpu/req, {args.n / wall:,.0f} req/s, "
+            f"gc collections by generation {collections}",
+            flush=True,
         )
     await close()
 
