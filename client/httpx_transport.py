@@ -168,9 +168,7 @@ class _Body:
                 s.conn.consume(s.stream_id, len(data))
                 return data
             if s.ended:
-                trailers = self.response.trailers.raw
-                if trailers:
-                    self.extensions["trailers"] = httpx.Headers(trailers)
+                self._take_trailers()
                 return b""
             if s.error is not None:
                 error = s.error
@@ -192,10 +190,14 @@ class _Body:
         chunks.clear()
         if data:
             s.conn.consume(s.stream_id, len(data))
-        trailers = self.response.trailers.raw
-        if trailers:
-            self.extensions["trailers"] = httpx.Headers(trailers)
+        self._take_trailers()
         return data
+
+    def _take_trailers(self) -> None:
+        # Read from the instance: the property would make empty Headers.
+        trailers = vars(self.response).get("trailers")
+        if trailers is not None and trailers.raw:
+            self.extensions["trailers"] = httpx.Headers(trailers.raw)
 
     async def aclose(self) -> None:
         await self.response.aclose()

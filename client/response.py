@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json as _json
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
 from nghttp2_cffi import ErrorCode
@@ -224,25 +225,43 @@ class Response:
     """
 
     http_version = "HTTP/2"
+    # What most responses never change is a class attribute, and the
+    # containers are made on first use (cached_property): a Response is
+    # made per request, and each object less is less for the collector.
+    path: Optional[str] = None
+    status: Optional[int] = None
+    #: For a pushed response: the response it was promised with.
+    promised_by: Optional[Response] = None
+    stream_id: Optional[int] = None
+    _stream: Optional[ResponseStream] = None
+    _content: Optional[bytes] = None
+    _iterating = False
 
     def __init__(self, method: str, url: str, *, read_timeout: Optional[float] = None) -> None:
         self.method = method
         self.url = url
-        self.path: Optional[str] = None
-        self.status: Optional[int] = None
-        self.headers = Headers()
-        self.trailers = Headers()
-        self.informational: list[Headers] = []
-        self.pushed: list[Response] = []
-        #: For a pushed response: the promised request's header fields.
-        self.request_headers = Headers()
-        #: For a pushed response: the response it was promised with.
-        self.promised_by: Optional[Response] = None
-        self.stream_id: Optional[int] = None
         self.read_timeout = read_timeout
-        self._stream: Optional[ResponseStream] = None
-        self._content: Optional[bytes] = None
-        self._iterating = False
+
+    @cached_property
+    def headers(self) -> Headers:
+        return Headers()
+
+    @cached_property
+    def trailers(self) -> Headers:
+        return Headers()
+
+    @cached_property
+    def informational(self) -> list[Headers]:
+        return []
+
+    @cached_property
+    def pushed(self) -> list[Response]:
+        return []
+
+    @cached_property
+    def request_headers(self) -> Headers:
+        """For a pushed response: the promised request's header fields."""
+        return Headers()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status}] {self.method} {self.url}>"
