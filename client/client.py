@@ -505,7 +505,12 @@ class Client:
             stream.uploading = True
             stream.upload_task = asyncio.ensure_future(self._upload(stream, content, t.write))
         try:
-            await response.wait_headers()
+            # Response.wait_headers inlined: a coroutine less per request.
+            while not stream.headers_received:
+                if stream.error is not None:
+                    raise stream.error
+                read_timeout = None if stream.uploading else response.read_timeout
+                await stream.wait(read_timeout, "response headers")
         except BaseException:
             await response.aclose()
             raise

@@ -176,14 +176,21 @@ class ResponseStream(StreamSink):
 
     async def wait(self, timeout: Optional[float], what: str) -> None:
         """Wait for the next event on the stream; ReadTimeout after ``timeout``."""
-        self._waiter = self.conn.loop.create_future()
+        # _within inlined: this wait is on every request's path.
+        waiter = self._waiter = self.conn.loop.create_future()
+        deadlines = None
+        if timeout is not None:
+            deadlines = self.conn.deadlines(timeout)
+            deadlines.add(waiter)
         try:
-            if not await _within(self.conn, self._waiter, timeout):
+            if await waiter is False:
                 raise ReadTimeout(
                     f"no {what} from the server within {timeout}s (stream {self.stream_id})"
                 )
         finally:
             self._waiter = None
+            if deadlines is not None:
+                deadlines.discard(waiter)
 
     async def wait_drained(self, timeout: Optional[float]) -> None:
         """Wait until the request body may take more; WriteTimeout after ``timeout``."""
