@@ -60,6 +60,24 @@ class SyncNullTransport(httpx.BaseTransport):
         return httpx.Response(200, headers=_HEADERS, content=BODY)
 
 
+class GCTimer:
+    """The time the garbage collector runs, from gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: Any) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+
+GC_TIMER = GCTimer()
+
+
 async def gather(get: Callable[[], Awaitable[Any]], n: int, c: int) -> None:
     sem = asyncio.Semaphore(c)
 
@@ -102,16 +120,19 @@ async def run_async(kind: str, url: str, args: argparse.Namespace) -> None:
         if prof:
             prof.enable()
         collections = [g["collections"] for g in gc.get_stats()]
+        gc_time = GC_TIMER.total
         cpu, wall = time.process_time(), time.perf_counter()
         await gather(get, args.n, args.c)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         collections = [g["collections"] - c for g, c in zip(gc.get_stats(), collections)]
+        gc_time = GC_TIMER.total - gc_time
         if prof:
             prof.disable()
             prof.dump_stats(os.path.join(args.profile, f"{kind}.prof"))
         print(
             f"{kind}: {cpu / args.n * 1e6:.0f} us cpu/req, {args.n / wall:,.0f} req/s, "
-            f"gc collections by generation {collections}",
+            f"gc collections by generation {collections} "
+            f"taking {gc_time / args.n * 1e6:.0f} us/req",
             flush=True,
         )
     await close()
