@@ -478,9 +478,13 @@ class Client:
         on_push = self._on_push if self.enable_push else None
         attempts = 0
         while True:
-            conn = await self._connection(t.connect)
+            # The usual case without a coroutine each: connected, a stream free.
+            conn = self._conn
+            if conn is None or self._closed or not conn.is_available:
+                conn = await self._connection(t.connect)
             try:
-                await conn.acquire_slot(t.pool)
+                if not conn.take_slot():
+                    await conn.acquire_slot(t.pool)
             except Unavailable as exc:
                 attempts += 1
                 if attempts > MAX_RECONNECTS:

@@ -375,6 +375,13 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     # ---- concurrency slots (the server's MAX_CONCURRENT_STREAMS) ----------
 
+    def take_slot(self) -> bool:
+        """Take a free stream now if there is one (nobody waiting first)."""
+        if self.open_outbound < self.max_outbound and not self._slot_waiters and self.is_available:
+            self.open_outbound += 1
+            return True
+        return False
+
     async def acquire_slot(self, timeout: Optional[float] = None) -> None:
         """Wait until the server allows one more stream, and take it.
 
