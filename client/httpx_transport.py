@@ -203,17 +203,19 @@ class _Body:
         await self.response.aclose()
 
 
-class _AsyncResponseStream(httpx.AsyncByteStream):
+class _AsyncResponseStream(_Body, httpx.AsyncByteStream):
     """A response body for httpx: its own async iterator (no async
     generator to set up, hook and finalize per response), starting with
     what came with the headers (usually the whole body of a small
     response)."""
 
-    __slots__ = ("body", "first")
+    __slots__ = ("first",)
 
-    def __init__(self, body: _Body, first: Optional[bytes]) -> None:
-        self.body = body
-        self.first = first  # b"": nothing more to give
+    def __init__(
+        self, request: httpx.Request, response: Response, extensions: Dict[str, Any]
+    ) -> None:
+        super().__init__(request, response, extensions)
+        self.first = self.take_buffered()  # b"": nothing more to give
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -225,17 +227,17 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
                 raise StopAsyncIteration
             self.first = b""
             return first
-        data = await self.body.read_some()
+        data = await self.read_some()
         if not data:
             self.first = b""
             raise StopAsyncIteration
         return data
 
     async def aclose(self) -> None:
-        s = self.body.stream
+        s = self.stream
         if s.closed and s.upload_task is None and not s.chunks:
             return  # nothing left to stop (the usual case: read to the end)
-        await self.body.aclose()
+        await self.response.aclose()
 
 
 class AsyncHTTPTransport(httpx.AsyncBaseTransport):
@@ -319,11 +321,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 ) from None
             body = request.stream
         response, ext = await self._send(origin, request, body or None)
-        reader = _Body(request, response, ext)
+        reader = _AsyncResponseStream(request, response, ext)
         result = httpx.Response(
             status_code=response.status or 0,
             headers=response.headers.raw,
-            stream=_AsyncResponseStream(reader, reader.take_buffered()),
+            stream=reader,
             extensions=ext,
         )
         reader.extensions = result.extensions  # httpx keeps a copy

@@ -36,6 +36,14 @@ class HTTPStatusError(ClientError):
 
 
 def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
+    """``:status`` and the regular fields of a response header block (the
+    list is nghttp2_cffi's event's, ours to change)."""
+    if fields and fields[0][0] == b":status" and (len(fields) == 1 or fields[1][0][:1] != b":"):
+        # The usual block (nghttp2 checks that pseudo-header fields come
+        # first): no second list.
+        code = int(fields[0][1])
+        del fields[0]
+        return code, fields
     status = None
     rest: Fields = []
     for name, value in fields:
