@@ -503,6 +503,7 @@ class Client:
                 conn.release_slot()
                 raise
             break
+        del fields  # sent (nghttp2 copied them): not kept while waiting
         stream.stream_id = response.stream_id = sid
         response._stream = stream
         if streaming:

@@ -89,6 +89,39 @@ def _map_error(exc: ClientError, request: httpx.Request) -> httpx.TransportError
     return cls(str(exc), request=request)
 
 
+def _request_fields(request: httpx.Request) -> Fields:
+    """The HTTP/2 header fields of ``request``: pseudo-header fields from
+    the method and URL, ``host`` as ``:authority``, names in lower case,
+    nothing connection-specific."""
+    url = request.url
+    authority = b""
+    fields: Fields = [
+        (b":method", request.method.encode("ascii")),
+        (b":scheme", url.raw_scheme),
+        (b":authority", b""),
+        (b":path", url.raw_path),
+    ]
+    append = fields.append
+    for name, value in request.headers.raw:
+        name = name.lower()
+        if name == b"host":
+            authority = value
+        elif name[:1] == b":":
+            raise httpx.LocalProtocolError(
+                f"{name.decode('latin-1')!r}: pseudo-header fields come from the method "
+                "and the URL",
+                request=request,
+            )
+        elif name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
+            continue
+        else:
+            append((name, value))
+    if not authority:
+        authority = url.netloc
+    fields[2] = (b":authority", authority)
+    return fields
+
+
 def _timeout(request: httpx.Request) -> Timeout:
     t = request.extensions.get("timeout")
     if not t:
@@ -194,10 +227,10 @@ class _Body:
         return data
 
     def _take_trailers(self) -> None:
-        # Read from the instance: the property would make empty Headers.
-        trailers = vars(self.response).get("trailers")
-        if trailers is not None and trailers.raw:
-            self.extensions["trailers"] = httpx.Headers(trailers.raw)
+        if self.stream.has_trailers:  # else response.trailers would be made
+            trailers = self.response.trailers.raw
+            if trailers:
+                self.extensions["trailers"] = httpx.Headers(trailers)
 
     async def aclose(self) -> None:
         await self.response.aclose()
@@ -384,32 +417,6 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     ) -> Tuple[Response, Dict[str, Any]]:
         """Send ``request`` on ``origin``'s connection; its response and
         extensions once the headers arrived."""
-        url = request.url
-        authority = b""
-        fields: Fields = [
-            (b":method", request.method.encode("ascii")),
-            (b":scheme", url.raw_scheme),
-            (b":authority", b""),
-            (b":path", url.raw_path),
-        ]
-        append = fields.append
-        for name, value in request.headers.raw:
-            name = name.lower()
-            if name == b"host":
-                authority = value
-            elif name[:1] == b":":
-                raise httpx.LocalProtocolError(
-                    f"{name.decode('latin-1')!r}: pseudo-header fields come from the method "
-                    "and the URL",
-                    request=request,
-                )
-            elif name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
-                continue
-            else:
-                append((name, value))
-        if not authority:
-            authority = url.netloc
-        fields[2] = (b":authority", authority)
         t = _timeout(request)
         client = origin.client
         replayable = body is None or isinstance(body, bytes)
@@ -417,7 +424,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         while True:
             response = Response(request.method, client.origin, read_timeout=t.read)
             try:
-                await client.send_prepared(fields, body, response, t)
+                # The fields are made for each attempt and passed on, not
+                # kept here: the client drops them once they are sent, and
+                # the request waits for its response holding nine objects
+                # fewer (fewer garbage collections).
+                await client.send_prepared(_request_fields(request), body, response, t)
             except ClientError as exc:
                 attempts += 1
                 if exc.retryable and replayable and attempts <= MAX_RETRIES:

@@ -76,6 +76,9 @@ class ResponseStream(StreamSink):
     """Buffers one stream's response until its reader takes it; the bytes
     taken are acknowledged then, so the server sends at the reader's pace."""
 
+    #: Trailers arrived (``response.trailers`` is made on first use).
+    has_trailers = False
+
     def __init__(
         self,
         conn: ClientConnection,
@@ -123,6 +126,7 @@ class ResponseStream(StreamSink):
         self.wake()
 
     def on_trailers(self, headers: Fields) -> None:
+        self.has_trailers = True
         self.response.trailers = Headers(_split_status(headers)[1])
         self.ended = True
         self.wake()
