@@ -470,13 +470,12 @@ class _LoopRunner:
         self._driving = threading.Lock()
         self._changed = threading.Condition()
         self._helper: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._waiters = 0  # threads waiting on _changed (changed under it)
 
     def run(self, coro: typing.Coroutine[Any, Any, T]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        # (_get_running_loop: None, where get_running_loop raises: no
+        # exception per request.)
+        if asyncio.events._get_running_loop() is not None:
             if self._helper is None:
                 self._helper = concurrent.futures.ThreadPoolExecutor(
                     thread_name_prefix="nghttp2-httpx"
@@ -492,7 +491,11 @@ class _LoopRunner:
         driving = self._driving
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: future.done() or not driving.locked())
+                self._waiters += 1
+                try:
+                    self._changed.wait_for(lambda: future.done() or not driving.locked())
+                finally:
+                    self._waiters -= 1
             if future.done():
                 return future.result()
             if driving.acquire(blocking=False):
@@ -506,7 +509,10 @@ class _LoopRunner:
 
     def _release(self) -> None:
         self._driving.release()
-        self._notify()
+        # A thread that starts waiting after this read sees the lock free
+        # before it waits (it counts itself under _changed first).
+        if self._waiters:
+            self._notify()
 
     def _notify(self, _: object = None) -> None:
         with self._changed:
