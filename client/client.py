@@ -226,6 +226,9 @@ class Client:
         self._old: set[ClientConnection] = set()
         self._lock: Optional[asyncio.Lock] = None
         self._closed = False
+        #: Given to new connections (see ClientConnection.flush_soon): False
+        #: for callers that send one request at a time.
+        self.batch_writes = True
 
     def __repr__(self) -> str:
         return f"<Client {self.origin}>"
@@ -285,6 +288,7 @@ class Client:
                 stream_window=self.stream_window,
                 max_pushes=self.max_pushes,
                 max_header_list_size=self.max_header_list_size,
+                batch_writes=self.batch_writes,
             ),
             self.host,
             self.port,
@@ -474,9 +478,13 @@ class Client:
         on_push = self._on_push if self.enable_push else None
         attempts = 0
         while True:
-            conn = await self._connection(t.connect)
+            # The usual case without a coroutine each: connected, a stream free.
+            conn = self._conn
+            if conn is None or self._closed or not conn.is_available:
+                conn = await self._connection(t.connect)
             try:
-                await conn.acquire_slot(t.pool)
+                if not conn.take_slot():
+                    await conn.acquire_slot(t.pool)
             except Unavailable as exc:
                 attempts += 1
                 if attempts > MAX_RECONNECTS:
@@ -495,13 +503,19 @@ class Client:
                 conn.release_slot()
                 raise
             break
+        del fields  # sent (nghttp2 copied them): not kept while waiting
         stream.stream_id = response.stream_id = sid
         response._stream = stream
         if streaming:
             stream.uploading = True
             stream.upload_task = asyncio.ensure_future(self._upload(stream, content, t.write))
         try:
-            await response.wait_headers()
+            # Response.wait_headers inlined: a coroutine less per request.
+            while not stream.headers_received:
+                if stream.error is not None:
+                    raise stream.error
+                read_timeout = None if stream.uploading else response.read_timeout
+                await stream.wait(read_timeout, "response headers")
         except BaseException:
             await response.aclose()
             raise

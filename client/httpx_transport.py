@@ -89,6 +89,39 @@ def _map_error(exc: ClientError, request: httpx.Request) -> httpx.TransportError
     return cls(str(exc), request=request)
 
 
+def _request_fields(request: httpx.Request) -> Fields:
+    """The HTTP/2 header fields of ``request``: pseudo-header fields from
+    the method and URL, ``host`` as ``:authority``, names in lower case,
+    nothing connection-specific."""
+    url = request.url
+    authority = b""
+    fields: Fields = [
+        (b":method", request.method.encode("ascii")),
+        (b":scheme", url.raw_scheme),
+        (b":authority", b""),
+        (b":path", url.raw_path),
+    ]
+    append = fields.append
+    for name, value in request.headers.raw:
+        name = name.lower()
+        if name == b"host":
+            authority = value
+        elif name[:1] == b":":
+            raise httpx.LocalProtocolError(
+                f"{name.decode('latin-1')!r}: pseudo-header fields come from the method "
+                "and the URL",
+                request=request,
+            )
+        elif name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
+            continue
+        else:
+            append((name, value))
+    if not authority:
+        authority = url.netloc
+    fields[2] = (b":authority", authority)
+    return fields
+
+
 def _timeout(request: httpx.Request) -> Timeout:
     t = request.extensions.get("timeout")
     if not t:
@@ -168,9 +201,7 @@ class _Body:
                 s.conn.consume(s.stream_id, len(data))
                 return data
             if s.ended:
-                trailers = self.response.trailers.raw
-                if trailers:
-                    self.extensions["trailers"] = httpx.Headers(trailers)
+                self._take_trailers()
                 return b""
             if s.error is not None:
                 error = s.error
@@ -192,31 +223,54 @@ class _Body:
         chunks.clear()
         if data:
             s.conn.consume(s.stream_id, len(data))
-        trailers = self.response.trailers.raw
-        if trailers:
-            self.extensions["trailers"] = httpx.Headers(trailers)
+        self._take_trailers()
         return data
+
+    def _take_trailers(self) -> None:
+        if self.stream.has_trailers:  # else response.trailers would be made
+            trailers = self.response.trailers.raw
+            if trailers:
+                self.extensions["trailers"] = httpx.Headers(trailers)
 
     async def aclose(self) -> None:
         await self.response.aclose()
 
 
-class _AsyncResponseStream(httpx.AsyncByteStream):
-    __slots__ = ("body",)
+class _AsyncResponseStream(_Body, httpx.AsyncByteStream):
+    """A response body for httpx: its own async iterator (no async
+    generator to set up, hook and finalize per response), starting with
+    what came with the headers (usually the whole body of a small
+    response)."""
 
-    def __init__(self, body: _Body) -> None:
-        self.body = body
+    __slots__ = ("first",)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        read = self.body.read_some
-        while True:
-            data = await read()
-            if not data:
-                return
-            yield data
+    def __init__(
+        self, request: httpx.Request, response: Response, extensions: Dict[str, Any]
+    ) -> None:
+        super().__init__(request, response, extensions)
+        self.first = self.take_buffered()  # b"": nothing more to give
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        first = self.first
+        if first is not None:
+            if not first:
+                raise StopAsyncIteration
+            self.first = b""
+            return first
+        data = await self.read_some()
+        if not data:
+            self.first = b""
+            raise StopAsyncIteration
+        return data
 
     async def aclose(self) -> None:
-        await self.body.aclose()
+        s = self.stream
+        if s.closed and s.upload_task is None and not s.chunks:
+            return  # nothing left to stop (the usual case: read to the end)
+        await self.response.aclose()
 
 
 class AsyncHTTPTransport(httpx.AsyncBaseTransport):
@@ -254,6 +308,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         socket_options: Optional[typing.Iterable[Any]] = None,
         stream_window: Optional[int] = None,
         _http11: Optional[httpx.AsyncBaseTransport] = None,
+        _batch_writes: bool = True,
     ) -> None:
         self._ssl = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
         self.http2_prior_knowledge = http2_prior_knowledge
@@ -261,6 +316,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         self._origins: Dict[Tuple[bytes, bytes, Optional[int]], Any] = {}
         self._connecting: Dict[Tuple[bytes, bytes, Optional[int]], asyncio.Lock] = {}
         self._closed = False
+        self._batch_writes = _batch_writes
         # The HTTP/1.1 transport shares the SSL context (the certificates
         # are loaded once); offering h2 there too keeps a race between its
         # ALPN list and ours harmless.
@@ -298,11 +354,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 ) from None
             body = request.stream
         response, ext = await self._send(origin, request, body or None)
-        reader = _Body(request, response, ext)
+        reader = _AsyncResponseStream(request, response, ext)
         result = httpx.Response(
             status_code=response.status or 0,
             headers=response.headers.raw,
-            stream=_AsyncResponseStream(reader),
+            stream=reader,
             extensions=ext,
         )
         reader.extensions = result.extensions  # httpx keeps a copy
@@ -336,6 +392,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             client = Client(
                 f"{scheme}://{host}:{port}", ssl=self._ssl if scheme == "https" else None, **kwargs
             )
+            client.batch_writes = self._batch_writes
             if scheme == "https":
                 # Offer HTTP/1.1 too: a server that knows only it then says so
                 # instead of failing the handshake.
@@ -360,32 +417,6 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     ) -> Tuple[Response, Dict[str, Any]]:
         """Send ``request`` on ``origin``'s connection; its response and
         extensions once the headers arrived."""
-        url = request.url
-        authority = b""
-        fields: Fields = [
-            (b":method", request.method.encode("ascii")),
-            (b":scheme", url.raw_scheme),
-            (b":authority", b""),
-            (b":path", url.raw_path),
-        ]
-        append = fields.append
-        for name, value in request.headers.raw:
-            name = name.lower()
-            if name == b"host":
-                authority = value
-            elif name[:1] == b":":
-                raise httpx.LocalProtocolError(
-                    f"{name.decode('latin-1')!r}: pseudo-header fields come from the method "
-                    "and the URL",
-                    request=request,
-                )
-            elif name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
-                continue
-            else:
-                append((name, value))
-        if not authority:
-            authority = url.netloc
-        fields[2] = (b":authority", authority)
         t = _timeout(request)
         client = origin.client
         replayable = body is None or isinstance(body, bytes)
@@ -393,7 +424,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         while True:
             response = Response(request.method, client.origin, read_timeout=t.read)
             try:
-                await client.send_prepared(fields, body, response, t)
+                # The fields are made for each attempt and passed on, not
+                # kept here: the client drops them once they are sent, and
+                # the request waits for its response holding nine objects
+                # fewer (fewer garbage collections).
+                await client.send_prepared(_request_fields(request), body, response, t)
             except ClientError as exc:
                 attempts += 1
                 if exc.retryable and replayable and attempts <= MAX_RETRIES:
@@ -435,13 +470,12 @@ class _LoopRunner:
         self._driving = threading.Lock()
         self._changed = threading.Condition()
         self._helper: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._waiters = 0  # threads waiting on _changed (changed under it)
 
     def run(self, coro: typing.Coroutine[Any, Any, T]) -> T:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+        # (_get_running_loop: None, where get_running_loop raises: no
+        # exception per request.)
+        if asyncio.events._get_running_loop() is not None:
             if self._helper is None:
                 self._helper = concurrent.futures.ThreadPoolExecutor(
                     thread_name_prefix="nghttp2-httpx"
@@ -457,7 +491,11 @@ class _LoopRunner:
         driving = self._driving
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: future.done() or not driving.locked())
+                self._waiters += 1
+                try:
+                    self._changed.wait_for(lambda: future.done() or not driving.locked())
+                finally:
+                    self._waiters -= 1
             if future.done():
                 return future.result()
             if driving.acquire(blocking=False):
@@ -471,7 +509,10 @@ class _LoopRunner:
 
     def _release(self) -> None:
         self._driving.release()
-        self._notify()
+        # A thread that starts waiting after this read sees the lock free
+        # before it waits (it counts itself under _changed first).
+        if self._waiters:
+            self._notify()
 
     def _notify(self, _: object = None) -> None:
         with self._changed:
@@ -573,6 +614,9 @@ class HTTPTransport(httpx.BaseTransport):
             http2_prior_knowledge=http2_prior_knowledge,
             stream_window=stream_window,
             _http11=_NoTransport(),
+            # One request at a time per thread: nothing to wait for before
+            # writing it (a loop turn less per request).
+            _batch_writes=False,
         )
         self._runner = _LoopRunner()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json as _json
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
 from nghttp2_cffi import ErrorCode
@@ -35,6 +36,14 @@ class HTTPStatusError(ClientError):
 
 
 def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
+    """``:status`` and the regular fields of a response header block (the
+    list is nghttp2_cffi's event's, ours to change)."""
+    if fields and fields[0][0] == b":status" and (len(fields) == 1 or fields[1][0][:1] != b":"):
+        # The usual block (nghttp2 checks that pseudo-header fields come
+        # first): no second list.
+        code = int(fields[0][1])
+        del fields[0]
+        return code, fields
     status = None
     rest: Fields = []
     for name, value in fields:
@@ -45,28 +54,30 @@ def _split_status(fields: Fields) -> tuple[Optional[int], Fields]:
     return status, rest
 
 
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
-
-
-async def _within(waiter: asyncio.Future[Any], timeout: Optional[float]) -> bool:
+async def _within(
+    conn: ClientConnection, waiter: asyncio.Future[Any], timeout: Optional[float]
+) -> bool:
     """Await ``waiter`` (woken with None); False when ``timeout`` seconds
-    passed first.  A timer instead of ``asyncio.wait_for``: a fraction of
-    its cost, paid on every wait of every request."""
+    passed first.  The connection's :class:`~client.connection.Deadlines`
+    instead of ``asyncio.wait_for`` or a timer per wait: a fraction of
+    their cost, paid on every wait of every request."""
     if timeout is None:
         await waiter
         return True
-    timer = waiter.get_loop().call_later(timeout, _expire, waiter)
+    deadlines = conn.deadlines(timeout)
+    deadlines.add(waiter)
     try:
         return await waiter is not False
     finally:
-        timer.cancel()
+        deadlines.discard(waiter)
 
 
 class ResponseStream(StreamSink):
     """Buffers one stream's response until its reader takes it; the bytes
     taken are acknowledged then, so the server sends at the reader's pace."""
+
+    #: Trailers arrived (``response.trailers`` is made on first use).
+    has_trailers = False
 
     def __init__(
         self,
@@ -115,6 +126,7 @@ class ResponseStream(StreamSink):
         self.wake()
 
     def on_trailers(self, headers: Fields) -> None:
+        self.has_trailers = True
         self.response.trailers = Headers(_split_status(headers)[1])
         self.ended = True
         self.wake()
@@ -176,20 +188,27 @@ class ResponseStream(StreamSink):
 
     async def wait(self, timeout: Optional[float], what: str) -> None:
         """Wait for the next event on the stream; ReadTimeout after ``timeout``."""
-        self._waiter = self.conn.loop.create_future()
+        # _within inlined: this wait is on every request's path.
+        waiter = self._waiter = self.conn.loop.create_future()
+        deadlines = None
+        if timeout is not None:
+            deadlines = self.conn.deadlines(timeout)
+            deadlines.add(waiter)
         try:
-            if not await _within(self._waiter, timeout):
+            if await waiter is False:
                 raise ReadTimeout(
                     f"no {what} from the server within {timeout}s (stream {self.stream_id})"
                 )
         finally:
             self._waiter = None
+            if deadlines is not None:
+                deadlines.discard(waiter)
 
     async def wait_drained(self, timeout: Optional[float]) -> None:
         """Wait until the request body may take more; WriteTimeout after ``timeout``."""
         self._drain_waiter = self.conn.loop.create_future()
         try:
-            if not await _within(self._drain_waiter, timeout):
+            if not await _within(self.conn, self._drain_waiter, timeout):
                 raise WriteTimeout(
                     f"the request body of stream {self.stream_id} could not be sent for "
                     f"{timeout}s (the server's flow-control window stayed closed)"
@@ -225,25 +244,43 @@ class Response:
     """
 
     http_version = "HTTP/2"
+    # What most responses never change is a class attribute, and the
+    # containers are made on first use (cached_property): a Response is
+    # made per request, and each object less is less for the collector.
+    path: Optional[str] = None
+    status: Optional[int] = None
+    #: For a pushed response: the response it was promised with.
+    promised_by: Optional[Response] = None
+    stream_id: Optional[int] = None
+    _stream: Optional[ResponseStream] = None
+    _content: Optional[bytes] = None
+    _iterating = False
 
     def __init__(self, method: str, url: str, *, read_timeout: Optional[float] = None) -> None:
         self.method = method
         self.url = url
-        self.path: Optional[str] = None
-        self.status: Optional[int] = None
-        self.headers = Headers()
-        self.trailers = Headers()
-        self.informational: list[Headers] = []
-        self.pushed: list[Response] = []
-        #: For a pushed response: the promised request's header fields.
-        self.request_headers = Headers()
-        #: For a pushed response: the response it was promised with.
-        self.promised_by: Optional[Response] = None
-        self.stream_id: Optional[int] = None
         self.read_timeout = read_timeout
-        self._stream: Optional[ResponseStream] = None
-        self._content: Optional[bytes] = None
-        self._iterating = False
+
+    @cached_property
+    def headers(self) -> Headers:
+        return Headers()
+
+    @cached_property
+    def trailers(self) -> Headers:
+        return Headers()
+
+    @cached_property
+    def informational(self) -> list[Headers]:
+        return []
+
+    @cached_property
+    def pushed(self) -> list[Response]:
+        return []
+
+    @cached_property
+    def request_headers(self) -> Headers:
+        """For a pushed response: the promised request's header fields."""
+        return Headers()
 
     def __repr__(self) -> str:
         return f"<Response [{self.status}] {self.method} {self.url}>"

@@ -8,6 +8,9 @@ runs each workload with ``httpx.AsyncClient(http2=True)`` (h2c: ``http1=False``)
 and with ``AsyncClient(transport=nghttp2.httpx.AsyncHTTPTransport(...))``, the
 synchronous ones with ``httpx.Client``: wall time and the client process's CPU
 time (``time.process_time``), then ours/httpx ratios (> 1: ours is better).
+The concurrent GETs run once more on httpx with a null transport (a canned
+response after one loop turn): httpx's own cost per request, the floor
+under any transport and so the ceiling of the ratios.
 Absolute figures swing between runs on a shared machine; compare the ratios.
 """
 
@@ -131,6 +134,33 @@ def measure_sync(work: Callable[[], None]) -> Result:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+class NullTransport(httpx.AsyncBaseTransport):
+    """The floor: a canned response after one loop turn (as a transport on
+    a network must wait), so what is measured is httpx itself."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        return httpx.Response(
+            200, headers=[(b"content-type", b"text/plain")], content=b"hello, world"
+        )
+
+
+async def null_floor(url: str, n: int, c: int) -> Result:
+    """The concurrent small GETs on httpx with :class:`NullTransport`."""
+    async with httpx.AsyncClient(transport=NullTransport()) as client:
+        sem = asyncio.Semaphore(c)
+
+        async def one() -> None:
+            async with sem:
+                r = await client.get(url + "/small")
+                assert r.content == b"hello, world"
+
+        async def many() -> None:
+            await asyncio.gather(*[one() for _ in range(n)])
+
+        return await measure_async(many)
+
+
 def run(args: argparse.Namespace, url: str, verify: Any) -> Dict[str, Dict[bool, Result]]:
     results: Dict[str, Dict[bool, Result]] = {}
     size = int(args.size_mib * (1 << 20))
@@ -199,6 +229,8 @@ def run(args: argparse.Namespace, url: str, verify: Any) -> Dict[str, Dict[bool,
             results.setdefault(name, {})[ours] = measure_sync(sequential)
             name = f"sync Client: {args.size_mib:g} MiB GET (iter_bytes)"
             results.setdefault(name, {})[ours] = measure_sync(sync_download)
+    floor = asyncio.run(null_floor(url, n, c))
+    results["floor"] = {False: floor, True: floor}
     return results
 
 
@@ -211,6 +243,7 @@ def report(results: Dict[str, Dict[bool, Result]], args: argparse.Namespace) -> 
     print(head)
     print("-" * len(head))
     rows: List[str] = []
+    floor = results.pop("floor")[False]
     for name, r in results.items():
         (hw, hc), (ow, oc) = r[False], r[True]
         rows.append(f"{name:<48} {hw:9.3f} {ow:9.3f} {hw / ow:8.1f} {hc / max(oc, 1e-9):7.1f}")
@@ -221,6 +254,12 @@ def report(results: Dict[str, Dict[bool, Result]], args: argparse.Namespace) -> 
     print(
         f"\nrequests/s (concurrent GETs): httpx {n / hw:,.0f}, ours {n / ow:,.0f}; "
         f"client CPU per request: httpx {hc / n * 1e6:,.0f} us, ours {oc / n * 1e6:,.0f} us"
+    )
+    fw, fc = floor
+    print(
+        f"floor (httpx on a null transport, same GETs): {n / fw:,.0f} req/s, client CPU per "
+        f"request {fc / n * 1e6:,.0f} us: no transport can beat httpx's own by more than "
+        f"{hc / fc:.1f}x in client CPU (ours: {hc / oc:.1f}x)"
     )
 
 

@@ -270,6 +270,27 @@ async def test_read_timeout_for_headers_and_body(app) -> None:
     assert (b"/never", ErrorCode.CANCEL) in srv.state["closed"]
 
 
+async def test_read_timeouts_share_a_timer(app) -> None:
+    """Waits with the same read timeout share one timer (Deadlines): each
+    still expires on its own deadline, also when the wait the timer was
+    set for ended first (the timer then re-arms for the next one)."""
+    srv, kw = app
+    async with Client(srv.base_url, timeout=Timeout(connect=5, read=0.5), **kw) as c:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(c.get("/never"))
+        await asyncio.sleep(0.2)
+        start = loop.time()
+        second = asyncio.ensure_future(c.get("/never"))
+        await asyncio.sleep(0.05)
+        first.cancel()  # the timer was set for its deadline
+        with pytest.raises(ReadTimeout, match="response headers"):
+            await asyncio.wait_for(second, 5)
+        assert loop.time() - start >= 0.45
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await c.get("/hello")).content == b"hello"
+
+
 async def test_connect_timeout_when_the_server_never_speaks() -> None:
     async def silent(reader, writer):
         await reader.read()  # accepts, never sends SETTINGS
