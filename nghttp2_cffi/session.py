@@ -423,7 +423,7 @@ class Session:
                 i += 1
 
     def _collect_py(
-        self, start: int, stop: int, data: Optional[bytes], events: list[ev.Event]
+        self, start: int, stop: int, data: Union[bytes, memoryview, None], events: list[ev.Event]
     ) -> None:
         """_collect in Python, for the records in words ``start`` to ``stop``."""
         pl = self._pl
