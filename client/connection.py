@@ -20,7 +20,7 @@ import logging
 import socket
 import ssl as _ssl
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from nghttp2_cffi import (
     CallbackError,
@@ -271,9 +271,13 @@ class ClientConnection(asyncio.BufferedProtocol):
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._read_buffer[:nbytes]))
+        # A large read (a body) is parsed in the buffer, only its DATA
+        # payloads copied out; a small one costs less copied whole than
+        # pinned for C.
+        view = self._read_buffer[:nbytes]
+        self.data_received(view if nbytes >= 16384 else bytes(view))
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: Union[bytes, memoryview]) -> None:
         if self.closed_reason is not None or self.transport is None:
             return
         if not self._settings_seen.done() and len(self._first_bytes) < 64:

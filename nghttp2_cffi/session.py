@@ -77,6 +77,7 @@ _provide = lib.n2c_provide
 # which Python keeps for as long as C may read it (STYLE.md, pitfall 5).
 _PYPY = platform.python_implementation() == "PyPy"
 _pin = ffi.from_buffer
+_release = ffi.release
 _settings_entries = struct.Struct(">HI").iter_unpack
 _EV_WORDS = lib.N2C_EV_WORDS
 _uintptr = ffi.cast
@@ -343,15 +344,21 @@ class Session:
             if data.format != "B":
                 data = data.cast("B")
             pinned = _pin(data)
-            r = _recv(self._s, pinned, len(data))
-            if r > 0:
-                if r & _R_MOVED:
+            try:
+                r = _recv(self._s, pinned, len(data))
+                if r > 0:
+                    if r & _R_MOVED:
+                        self._map_buffers()
+                    self._collect(r >> 2, data, int(_uintptr("uintptr_t", pinned)))
+                elif r < 0:
                     self._map_buffers()
-                self._collect(r >> 2, data, int(_uintptr("uintptr_t", pinned)))
-            elif r < 0:
-                self._map_buffers()
-                self._collect(self._s.ev_len, data, int(_uintptr("uintptr_t", pinned)))
-                self._fail(r)
+                    self._collect(self._s.ev_len, data, int(_uintptr("uintptr_t", pinned)))
+                    self._fail(r)
+            finally:
+                # Released now, not by the collector: a ProtocolError's
+                # traceback keeps this frame, and a view still exported to
+                # cffi, cleared in a cycle, crashes CPython's memoryview.
+                _release(pinned)
             out = self._events
             self._events = []
             return out

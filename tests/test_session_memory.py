@@ -20,6 +20,7 @@ from nghttp2_cffi import (
     InformationalResponseReceived,
     PingAcknowledged,
     PingReceived,
+    ProtocolError,
     PushDisabledError,
     PushPromiseReceived,
     RequestReceived,
@@ -258,6 +259,25 @@ def test_receive_data_reads_a_reused_buffer_in_place():
     events = server.receive_data(view[: len(wire)])
     assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == b"bc"
     assert any(isinstance(e, RequestReceived) and e.stream_id == sid2 for e in events)
+
+
+def test_a_protocol_error_from_a_view_leaves_no_exported_buffer():
+    """receive_data(view) that raises: the traceback keeps its frame in a
+    cycle; a buffer still exported to cffi then crashed CPython when the
+    collector cleared it (seen with the client's 16 KiB+ reads)."""
+    server = Session("server")
+    buffer = bytearray(b"GET / HTTP/1.1\r\n" + b"x" * 20000)  # no preface
+    caught = []
+    for _ in range(3):
+        try:
+            server.receive_data(memoryview(buffer))
+        except ProtocolError as exc:
+            caught.append(exc)  # exc -> traceback -> this frame -> caught -> exc
+        server = Session("server")
+    assert len(caught) == 3
+    del caught
+    gc.collect()
+    buffer.extend(b"y")  # no view of it is left: resizing is allowed again
 
 
 def test_trailers_both_directions(pair, pump):
