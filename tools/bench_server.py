@@ -325,8 +325,10 @@ def pypy_python() -> Tuple[str, str]:
         if error:
             return "", error
     if _pypy_stale():
+        # Through pip (an isolated, current setuptools): build_ffi.py run by
+        # the venv's own setuptools fails on pyproject's `license = "MIT"`.
         sys.stderr.write("building the C module for PyPy...\n")
-        error = step([python, "build_ffi.py"], "build_ffi.py (PyPy)")
+        error = step(pip, "pip install -e . (PyPy, the C module)")
         if error:
             return "", error
     return python, ""
