@@ -490,14 +490,15 @@ class Connection(Responder, asyncio.BufferedProtocol):
         handler = stream.handler
         inbox = stream.inbox
         if inbox is not None or stream.drained is not None or stream.task is not None:
-            gone = ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
+            # The error for whoever still waits, made only for them (a
+            # finished request has nobody: an ASGI one has its task).
             if inbox is not None and not inbox.done:
-                inbox.close(gone)
+                inbox.close(_disconnected(stream, error_code))
             drained = stream.drained
             if drained is not None:
                 stream.drained = None
                 if not drained.done():
-                    drained.set_exception(gone)
+                    drained.set_exception(_disconnected(stream, error_code))
                     drained.exception()  # retrieved: no "never retrieved" warning
             task = stream.task
             if error_code and task is not None and not task.done() and handler.cancel_on_close:
@@ -557,6 +558,10 @@ def _traits(handler_class: Any) -> int:
         traits |= _HAS_CLOSE
     _TRAITS[handler_class] = traits
     return traits
+
+
+def _disconnected(stream: Stream, error_code: int) -> ClientDisconnected:
+    return ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
 
 
 def content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:
