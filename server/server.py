@@ -4,6 +4,7 @@ gracefully."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -224,6 +225,13 @@ class HTTP2Server:
         then shut down gracefully; a second signal during the graceful drain
         forces the exit (see :meth:`force_stop`)."""
         await self.start()
+        # The process is the server's now.  What lives at this point (modules,
+        # the app, the server) lives as long as it does: out of the cycle
+        # collector's sight, so that each full collection, which the
+        # requests' tasks bring about every ~15,000 ASGI requests at 1000
+        # connections, walks only the connections' objects.
+        gc.collect()
+        gc.freeze()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed = []
