@@ -9,8 +9,8 @@ response travels, and implement that as one small interface (see
 
 Here, once for both: the streams and their handlers, running callbacks (a
 coroutine becomes a task, an ``async def on_data`` is fed the body in
-order, an exception answers 500), the connection cap, the timer that
-ticks over every timeout, closing streams and the access log.
+order, an exception answers 500), the connection cap, the timeouts (one
+timer per server ticks over them all), closing streams and the access log.
 """
 
 from __future__ import annotations
@@ -94,8 +94,7 @@ class Connection(Responder, asyncio.BufferedProtocol):
         self._busy = False
         self._closed = False
         self._paused = False
-        # Timeouts: one timer per connection ticks over every deadline.
-        self._timer: Optional[asyncio.TimerHandle] = None
+        # Timeouts: the server's one timer ticks over every deadline (_tick).
         self._opened_at = 0.0
         self._idle_since: Optional[float] = None
         self._requests = 0
@@ -307,9 +306,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
         """This connection is done (lost, or handed to another protocol): no
         more timeouts, and the server forgets it."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self.server.connections.discard(self)
 
     # ---- handler callbacks -------------------------------------------------
@@ -454,18 +450,14 @@ class Connection(Responder, asyncio.BufferedProtocol):
     # ---- timeouts ----------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        timers = self.limits.timers()
-        if timers and not self._closed:
-            # Tick a few times per shortest timeout, at most once a second.
-            tick = min(1.0, max(0.05, min(timers) / 4))
-            self._timer = self._loop.call_later(tick, self._tick)
+        """Put the connection's deadlines under the server's timer."""
+        if not self._closed:
+            self.server._watch_timeouts()
 
-    def _tick(self) -> None:
-        """One timer per connection ticks over every deadline."""
-        self._timer = None
+    def _tick(self, now: float) -> None:
+        """The server's timer ticks over every connection's deadlines."""
         if self._closed or self.transport is None:
             return
-        now = self._loop.time()
         expired = self._expired(now)
         if expired is not None:
             reason, error_code = expired
@@ -480,7 +472,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
             finally:
                 self._busy = False
             self.flush()
-        self._arm_timer()
 
     # ---- closing streams ---------------------------------------------------
 
