@@ -86,7 +86,11 @@ class HTTP2Protocol(Connection):
             self.session.set_local_window_size(window)
         self._opened_at = self._idle_since = self._loop.time()
         self._arm_timer()
-        self.flush()
+        # Our SETTINGS go with what answers the client's first read, in one
+        # write, when that read comes in this loop round (the h2c sniff hands
+        # the connection over with it; a TLS read often brings it too); else
+        # on their own, next round.  One send(2) less per connection.
+        self._loop.call_soon(self.flush)
 
     def accept_upgrade(self, settings_payload: bytes, request: Fields, head_request: bool) -> None:
         """Serve an HTTP/1.1 ``Upgrade: h2c`` request as stream 1 (RFC 7540
