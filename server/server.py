@@ -29,6 +29,8 @@ log = logging.getLogger("nghttp2.server")
 #: Seconds between the shutdown notice (GOAWAY 2^31-1) and the final GOAWAY:
 #: time for requests already on the wire to arrive.
 SHUTDOWN_NOTICE_DELAY = 0.2
+#: CPython's (3.7+); PyPy has none.
+_gc_freeze = getattr(gc, "freeze", None)
 #: Bytes one read takes from a socket, as asyncio's own default.
 READ_BUFFER_SIZE = 256 * 1024
 
@@ -260,9 +262,11 @@ class HTTP2Server:
         # the app, the server) lives as long as it does: out of the cycle
         # collector's sight, so that each full collection, which the
         # requests' tasks bring about every ~15,000 ASGI requests at 1000
-        # connections, walks only the connections' objects.
-        gc.collect()
-        gc.freeze()
+        # connections, walks only the connections' objects.  (PyPy's
+        # collector has no freeze, nor this cost.)
+        if _gc_freeze is not None:
+            gc.collect()
+            _gc_freeze()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         installed = []

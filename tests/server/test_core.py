@@ -383,6 +383,7 @@ async def test_a_finished_requests_handler_and_stream_go_without_the_cycle_colle
         gc.enable()
 
 
+@pytest.mark.skipif(not hasattr(gc, "freeze"), reason="PyPy's gc has no freeze()")
 async def test_serve_until_signal_freezes_what_lives_at_start() -> None:
     """serve_until_signal owns the process: what lives once the server has
     started (modules, the app) is frozen out of the cycle collector's full
