@@ -914,6 +914,14 @@ void n2c_session_del(n2c_session *s) {
 
 nghttp2_session *n2c_session_raw(n2c_session *s) { return s->session; }
 
+#define N2C_WANT_READ 1
+#define N2C_WANT_WRITE 2
+
+int n2c_wants(n2c_session *s) {
+  return (nghttp2_session_want_read(s->session) ? N2C_WANT_READ : 0) |
+         (nghttp2_session_want_write(s->session) ? N2C_WANT_WRITE : 0);
+}
+
 #define N2C_R_MOVED 1
 #define N2C_R_EVENTS 2
 

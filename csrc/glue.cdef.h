@@ -53,6 +53,11 @@ typedef struct {
 n2c_session *n2c_session_new(int server, nghttp2_option *option, int *rv);
 void n2c_session_del(n2c_session *s);
 nghttp2_session *n2c_session_raw(n2c_session *s);
+/* nghttp2_session_want_read and _want_write in one call, as N2C_WANT_* bits
+ * (neither: the session is over). */
+#define N2C_WANT_READ ...
+#define N2C_WANT_WRITE ...
+int n2c_wants(n2c_session *s);
 
 /* n2c_recv and n2c_send first drop the events and payload of the previous
  * call (Python takes them right after each call), so s->ev and s->out hold

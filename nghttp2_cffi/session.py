@@ -36,6 +36,9 @@ from .priority import DEFAULT_PRIORITY, Priority, PriorityInput, as_priority, pa
 HeaderInput = Iterable[Tuple[Union[bytes, str], Union[bytes, str]]]
 BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
 
+#: The bits of :meth:`Session.wants`.
+WANT_READ: int = lib.N2C_WANT_READ
+WANT_WRITE: int = lib.N2C_WANT_WRITE
 #: The SETTINGS a Session announces by default (see SessionConfig.settings).
 DEFAULT_SETTINGS: Mapping[int, int] = DEFAULT_CONFIG.settings
 # How much a reader body is asked for at a time.
@@ -67,6 +70,7 @@ _NULL = ffi.NULL
 _buffer = ffi.buffer
 _records = struct.Struct(f"{lib.N2C_EV_WORDS}q").iter_unpack
 _recv = lib.n2c_recv
+_wants = lib.n2c_wants
 _send = lib.n2c_send
 _submit_response = lib.n2c_submit_response
 _submit_request = lib.n2c_submit_request
@@ -575,6 +579,13 @@ class Session:
     def want_write(self) -> bool:
         return bool(self._pending_out) or bool(lib.nghttp2_session_want_write(self._live))
 
+    def wants(self) -> int:
+        """:attr:`want_read` and :attr:`want_write` in one call, as the bits
+        ``WANT_READ | WANT_WRITE`` (0: the session is over, close the
+        connection)."""
+        wants: int = _wants(self._s)
+        return wants | WANT_WRITE if self._pending_out else wants
+
     def send_request(
         self,
         headers: HeaderInput,
@@ -1043,6 +1054,7 @@ def _closed(*args: Any, **kwargs: Any) -> Any:
 _UNCHECKED = (
     "receive_data",
     "data_to_send",
+    "wants",
     "send_request",
     "send_response",
     "send_headers",

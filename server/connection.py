@@ -9,8 +9,8 @@ response travels, and implement that as one small interface (see
 
 Here, once for both: the streams and their handlers, running callbacks (a
 coroutine becomes a task, an ``async def on_data`` is fed the body in
-order, an exception answers 500), the connection cap, the timer that
-ticks over every timeout, closing streams and the access log.
+order, an exception answers 500), the connection cap, the timeouts (one
+timer per server ticks over them all), closing streams and the access log.
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ class Connection(Responder, asyncio.BufferedProtocol):
         self._busy = False
         self._closed = False
         self._paused = False
-        # Timeouts: one timer per connection ticks over every deadline.
-        self._timer: Optional[asyncio.TimerHandle] = None
+        # Timeouts: the server's one timer ticks over every deadline (_tick).
         self._opened_at = 0.0
         self._idle_since: Optional[float] = None
         self._requests = 0
@@ -309,9 +308,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
         """This connection is done (lost, or handed to another protocol): no
         more timeouts, and the server forgets it."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self.server.connections.discard(self)
 
     # ---- handler callbacks -------------------------------------------------
@@ -456,18 +452,14 @@ class Connection(Responder, asyncio.BufferedProtocol):
     # ---- timeouts ----------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        timers = self.limits.timers()
-        if timers and not self._closed:
-            # Tick a few times per shortest timeout, at most once a second.
-            tick = min(1.0, max(0.05, min(timers) / 4))
-            self._timer = self._loop.call_later(tick, self._tick)
+        """Put the connection's deadlines under the server's timer."""
+        if not self._closed:
+            self.server._watch_timeouts()
 
-    def _tick(self) -> None:
-        """One timer per connection ticks over every deadline."""
-        self._timer = None
+    def _tick(self, now: float) -> None:
+        """The server's timer ticks over every connection's deadlines."""
         if self._closed or self.transport is None:
             return
-        now = self._loop.time()
         expired = self._expired(now)
         if expired is not None:
             reason, error_code = expired
@@ -482,7 +474,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
             finally:
                 self._busy = False
             self.flush()
-        self._arm_timer()
 
     # ---- closing streams ---------------------------------------------------
 
@@ -492,14 +483,15 @@ class Connection(Responder, asyncio.BufferedProtocol):
         handler = stream.handler
         inbox = stream.inbox
         if inbox is not None or stream.drained is not None or stream.task is not None:
-            gone = ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
+            # The error for whoever still waits, made only for them (a
+            # finished request has nobody: an ASGI one has its task).
             if inbox is not None and not inbox.done:
-                inbox.close(gone)
+                inbox.close(_disconnected(stream, error_code))
             drained = stream.drained
             if drained is not None:
                 stream.drained = None
                 if not drained.done():
-                    drained.set_exception(gone)
+                    drained.set_exception(_disconnected(stream, error_code))
                     drained.exception()  # retrieved: no "never retrieved" warning
             task = stream.task
             if error_code and task is not None and not task.done() and handler.cancel_on_close:
@@ -563,6 +555,10 @@ def _traits(handler_class: Any) -> int:
         traits |= _HAS_CLOSE
     _TRAITS[handler_class] = traits
     return traits
+
+
+def _disconnected(stream: Stream, error_code: int) -> ClientDisconnected:
+    return ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
 
 
 def content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:

@@ -27,6 +27,7 @@ from nghttp2_cffi import (
     StreamClosed,
     TrailersReceived,
 )
+from nghttp2_cffi.session import WANT_WRITE
 
 from .connection import TOO_LARGE_BODY, WRITE_CHUNK, Connection, content_length, peer
 from .errors import PushDisabled
@@ -46,6 +47,7 @@ _NO_ERROR = int(ErrorCode.NO_ERROR)
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 _CANCEL = int(ErrorCode.CANCEL)
 _REFUSED_STREAM = int(ErrorCode.REFUSED_STREAM)
+_WANT_WRITE = WANT_WRITE
 
 
 class HTTP2Protocol(Connection):
@@ -88,7 +90,11 @@ class HTTP2Protocol(Connection):
             self.session.set_local_window_size(window)
         self._opened_at = self._idle_since = self._loop.time()
         self._arm_timer()
-        self.flush()
+        # Our SETTINGS go with what answers the client's first read, in one
+        # write, when that read comes in this loop round (the h2c sniff hands
+        # the connection over with it; a TLS read often brings it too); else
+        # on their own, next round.  One send(2) less per connection.
+        self._loop.call_soon(self.flush)
 
     def accept_upgrade(self, settings_payload: bytes, request: Fields, head_request: bool) -> None:
         """Serve an HTTP/1.1 ``Upgrade: h2c`` request as stream 1 (RFC 7540
@@ -161,23 +167,37 @@ class HTTP2Protocol(Connection):
         if session is None or transport is None or self._closed or self._busy:
             return
         self._busy = True
+        wants = -1  # session.wants(), when taken after the last change
         try:
             while not self._paused:
+                wants = -1
                 data = session.data_to_send(WRITE_CHUNK)
                 events = session.events()
                 if data:
                     transport.write(data)
                 if events:
+                    # Mostly the StreamClosed of the responses just taken:
+                    # ask nghttp2 whether they made more to send rather than
+                    # take another (empty) round of data_to_send.
                     self._dispatch(events)
+                    if self.session is None:
+                        break
+                    if self._late_resets is not None:
+                        continue
+                    wants = session.wants()
+                    if wants & _WANT_WRITE:
+                        continue
                 elif self._late_resets is not None:
                     resets, self._late_resets = self._late_resets, None
                     for stream_id, error_code in resets:
                         session.reset_stream(stream_id, error_code)
-                elif len(data) < WRITE_CHUNK:
-                    break
+                    continue
+                elif len(data) >= WRITE_CHUNK:
+                    continue
+                break
         finally:
             self._busy = False
-        if self.session is not None and not session.want_read and not session.want_write:
+        if self.session is not None and not (wants if wants >= 0 else session.wants()):
             self._closed = True
             transport.close()
 

@@ -37,6 +37,7 @@ from nghttp2_cffi import (
     TrailersReceived,
     WindowUpdated,
 )
+from nghttp2_cffi.session import WANT_READ, WANT_WRITE
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":authority", "example"), (":path", "/")]
 POST = [(":method", "POST"), (":scheme", "http"), (":authority", "example"), (":path", "/upload")]
@@ -512,9 +513,23 @@ def test_terminate(pair, pump):
     client, server = pair
     assert client.want_read and server.want_read
     server.terminate(ErrorCode.INTERNAL_ERROR)
+    assert server.wants() == WANT_READ | WANT_WRITE  # the GOAWAY is queued
     seen_c, _ = pump(client, server)
     assert of(seen_c, GoAwayReceived) == [GoAwayReceived(0, ErrorCode.INTERNAL_ERROR, b"")]
     assert not server.want_read and not server.want_write
+    assert server.wants() == 0
+
+
+def test_wants_is_want_read_and_want_write(pair, pump):
+    client, server = pair
+    sid = client.send_request(REQUEST)
+    assert client.wants() == WANT_READ | WANT_WRITE
+    pump(client, server)
+    assert server.wants() == client.wants() == WANT_READ
+    server.send_response(sid, [(":status", "200")], b"ok")
+    assert server.wants() == WANT_READ | WANT_WRITE
+    pump(client, server)
+    assert server.wants() == WANT_READ
 
 
 # ---- flow control --------------------------------------------------------------
@@ -690,6 +705,7 @@ def test_use_after_close_raises_instead_of_crashing():
     for call in (
         lambda: client.send_request(REQUEST),
         lambda: client.data_to_send(),
+        lambda: client.wants(),
         lambda: client.receive_data(b"x"),
         lambda: client.send_data(1, b"x"),
         lambda: client.end_stream(1),

@@ -267,6 +267,29 @@ def test_idle_timeout(serve: Serve):
     assert busy.open()  # not idle: a stream is open
 
 
+def test_one_timer_ticks_over_every_connection(serve: Serve):
+    """The server's one timer, not one per connection (at 1000 connections
+    those were 1000 call_later a second), and every connection's idle
+    timeout still passes."""
+    server = serve(limits=Limits(idle_timeout=0.3))
+    clients = [RawClient(server.address) for _ in range(5)]
+    for client in clients:
+        client.handshake()
+    assert server.connections() == 5
+
+    def timers() -> list:
+        # The asyncio loop's pending TimerHandles (the thread's loop is asyncio's).
+        return [h for h in server.loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+
+    owners = server.call(lambda: [getattr(h._callback, "__self__", None) for h in timers()])
+    assert owners == [server.server]
+    for client in clients:
+        goaway = client.goaway()
+        assert ErrorCode(goaway.error_code) == ErrorCode.NO_ERROR
+        client.wait_closed()
+    assert server.connections() == 0
+
+
 # ---- header_timeout ---------------------------------------------------------------
 
 

@@ -381,3 +381,26 @@ async def test_a_finished_requests_handler_and_stream_go_without_the_cycle_colle
         assert [ref() for ref in handlers + streams] == [None] * 6
     finally:
         gc.enable()
+
+
+@pytest.mark.skipif(not hasattr(gc, "freeze"), reason="PyPy's gc has no freeze()")
+async def test_serve_until_signal_freezes_what_lives_at_start() -> None:
+    """serve_until_signal owns the process: what lives once the server has
+    started (modules, the app) is frozen out of the cycle collector's full
+    collections (issue 14: they cost ASGI requests at 1000 connections)."""
+    from nghttp2.server import HTTP2Server
+
+    server = HTTP2Server(("127.0.0.1", 0), BaseRequestHandler, access_log=False)
+    gc.unfreeze()
+    serving = asyncio.ensure_future(server.serve_until_signal(signals=()))
+    try:
+        for _ in range(200):
+            if gc.get_freeze_count():
+                break
+            await asyncio.sleep(0.01)
+        assert gc.get_freeze_count() > 1000
+        assert server.sockets  # frozen once listening
+    finally:
+        await server.shutdown()
+        await serving
+        gc.unfreeze()
