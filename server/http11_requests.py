@@ -46,13 +46,11 @@ class RequestReading(Connection):
     """HTTP/1.1 requests into streams (the base of HTTP11Protocol)."""
 
     http_version = "1.1"
-    # A coroutine callback starts as a task, not eagerly: with one request
-    # per read there are no responses to write together, and the eager start
-    # measured more server CPU here (ASGI, h2load --h1 -n 20000 -c 50,
-    # asyncio: 51.5/59.0/54.5 us per request eager, 48.5/45.0/44.5 as a
-    # task; uvloop 51.0/57.5/65.0 vs 47.5/47.0/43.5), with the same
-    # instruction count under callgrind.
-    eager_start = False
+    # Coroutine callbacks start eagerly here too (Connection.eager_start):
+    # a response given in the first step is written with the round's other
+    # answers (see HTTP11Protocol.data_received).  Before those writes were
+    # batched the eager start cost CPU here: each answer was written between
+    # two reads and woke the client, which preempted the server.
 
     def __init__(self, server: HTTP2Server) -> None:
         super().__init__(server)
