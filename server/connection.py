@@ -73,6 +73,9 @@ class Connection(Responder, asyncio.BufferedProtocol):
     #: (:meth:`_start`), not from a task's first step in the next loop round.
     eager_start = True
 
+    #: The ASGI adapter's facts about this connection (made by its first request).
+    asgi_info: Any = None
+
     #: Coroutine handlers (ASGI apps) running (counted from their first step:
     #: one cancelled before it never runs): a stream reset under one does
     #: not stop it, so HTTP2Protocol refuses new streams past a bound.
@@ -490,14 +493,15 @@ class Connection(Responder, asyncio.BufferedProtocol):
         handler = stream.handler
         inbox = stream.inbox
         if inbox is not None or stream.drained is not None or stream.task is not None:
-            gone = ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
+            # The exception is made only for someone still waiting (not for
+            # every ASGI request, whose task is there and done).
             if inbox is not None and not inbox.done:
-                inbox.close(gone)
+                inbox.close(_closed(stream, error_code))
             drained = stream.drained
             if drained is not None:
                 stream.drained = None
                 if not drained.done():
-                    drained.set_exception(gone)
+                    drained.set_exception(_closed(stream, error_code))
                     drained.exception()  # retrieved: no "never retrieved" warning
             task = stream.task
             if error_code and task is not None and not task.done() and handler.cancel_on_close:
@@ -531,6 +535,11 @@ class Connection(Responder, asyncio.BufferedProtocol):
             duration,
             f" reset={ErrorCode(error_code).name}" if error_code else "",
         )
+
+
+def _closed(stream: Stream, error_code: int) -> ClientDisconnected:
+    """What a reader or writer of a closed stream gets."""
+    return ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
 
 
 # What a handler class does, worked out once per class: how it takes the
