@@ -38,6 +38,19 @@ PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 # Parser events, dispatched once the parser returned.
 _HEADERS, _DATA, _END, _TOO_LARGE, _MALFORMED = range(5)
 _NO_FIELD = (b"", b"")  # a pseudo-header's place in a request's header list, until it is known
+# The fields on_request_head looks at.
+_SPECIAL_FIELDS = frozenset(
+    {
+        b"host",
+        b"cookie",
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"te",
+        b"upgrade",
+        b"http2-settings",
+    }
+)
 # on_close's error code for a request whose body was malformed.
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 
@@ -117,6 +130,9 @@ class RequestReading(Connection):
         headers: framing.Fields = [_NO_FIELD, _NO_FIELD, _NO_FIELD, _NO_FIELD]
         for field in head_fields:
             name = field[0]
+            if name not in _SPECIAL_FIELDS:  # one set lookup for most fields
+                headers.append(field)
+                continue
             if name == b"host":
                 if host is not None:
                     self._bad_request(400, "more than one Host")

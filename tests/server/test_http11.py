@@ -397,6 +397,27 @@ async def test_a_handler_error_answers_500_and_keeps_the_connection(start_server
     await client.close()
 
 
+async def test_a_response_field_with_cr_or_lf_answers_500_after_valid_ones(start_server):
+    # The field checks remember valid fields (server.http11_framing): a
+    # value seen valid must not let a field with the same name and a CR/LF
+    # value through (response splitting).
+    class Fields(BaseRequestHandler):
+        def on_headers(self) -> None:
+            value = {b"/ok": b"one", b"/cr": b"one\r\nx-injected: 1", b"/nul": b"a\0b"}
+            self.send_response(200, [("x-v", value[self.path or b""])], b"fine")
+
+    server = await start_server(Fields)
+    client = await Raw.connect(server)
+    client.send(request("/ok") + request("/cr") + request("/ok") + request("/nul"))
+    status, fields, body = await client.response()
+    assert (status, fields.get("x-v"), body) == (200, "one", b"fine")
+    status, fields, body = await client.response()
+    assert status == 500 and "x-injected" not in fields
+    assert (await client.response())[:1] == (200,)
+    assert (await client.response())[:1] == (500,)
+    await client.close()
+
+
 async def test_a_served_file_is_closed_once_sent(start_server, tmp_path):
     data = bytes(range(256)) * 1024  # 256 KiB: several reads
     (tmp_path / "f.bin").write_bytes(data)
