@@ -95,7 +95,11 @@ def _write_batch(batch: List[HTTP11Protocol]) -> None:
     connections = batch[:]
     batch.clear()
     for connection in connections:
-        connection.flush()
+        try:
+            connection.flush()
+        except Exception:  # a bug: the other connections' answers still go
+            log.exception("%s: writing the answers failed", peer(connection.client_address))
+            connection._abort("writing the answers failed")
 
 
 class HTTP11Protocol(UpgradeHandling):
