@@ -73,6 +73,9 @@ class Connection(Responder, asyncio.BufferedProtocol):
     #: (:meth:`_start`), not from a task's first step in the next loop round.
     eager_start = True
 
+    #: The ASGI adapter's facts about this connection (made by its first request).
+    asgi_info: Any = None
+
     #: Coroutine handlers (ASGI apps) running (counted from their first step:
     #: one cancelled before it never runs): a stream reset under one does
     #: not stop it, so HTTP2Protocol refuses new streams past a bound.
@@ -558,6 +561,7 @@ def _traits(handler_class: Any) -> int:
 
 
 def _disconnected(stream: Stream, error_code: int) -> ClientDisconnected:
+    """What a reader or writer of a closed stream gets."""
     return ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
 
 

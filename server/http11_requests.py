@@ -38,6 +38,19 @@ PAUSE_HELD = 8  # bytes held after an Upgrade request, beyond what we keep
 # Parser events, dispatched once the parser returned.
 _HEADERS, _DATA, _END, _TOO_LARGE, _MALFORMED = range(5)
 _NO_FIELD = (b"", b"")  # a pseudo-header's place in a request's header list, until it is known
+# The fields on_request_head looks at.
+_SPECIAL_FIELDS = frozenset(
+    {
+        b"host",
+        b"cookie",
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"te",
+        b"upgrade",
+        b"http2-settings",
+    }
+)
 # on_close's error code for a request whose body was malformed.
 _PROTOCOL_ERROR = int(ErrorCode.PROTOCOL_ERROR)
 
@@ -46,13 +59,11 @@ class RequestReading(Connection):
     """HTTP/1.1 requests into streams (the base of HTTP11Protocol)."""
 
     http_version = "1.1"
-    # A coroutine callback starts as a task, not eagerly: with one request
-    # per read there are no responses to write together, and the eager start
-    # measured more server CPU here (ASGI, h2load --h1 -n 20000 -c 50,
-    # asyncio: 51.5/59.0/54.5 us per request eager, 48.5/45.0/44.5 as a
-    # task; uvloop 51.0/57.5/65.0 vs 47.5/47.0/43.5), with the same
-    # instruction count under callgrind.
-    eager_start = False
+    # Coroutine callbacks start eagerly here too (Connection.eager_start):
+    # a response given in the first step is written with the round's other
+    # answers (see HTTP11Protocol.data_received).  Before those writes were
+    # batched the eager start cost CPU here: each answer was written between
+    # two reads and woke the client, which preempted the server.
 
     def __init__(self, server: HTTP2Server) -> None:
         super().__init__(server)
@@ -119,6 +130,9 @@ class RequestReading(Connection):
         headers: framing.Fields = [_NO_FIELD, _NO_FIELD, _NO_FIELD, _NO_FIELD]
         for field in head_fields:
             name = field[0]
+            if name not in _SPECIAL_FIELDS:  # one set lookup for most fields
+                headers.append(field)
+                continue
             if name == b"host":
                 if host is not None:
                     self._bad_request(400, "more than one Host")

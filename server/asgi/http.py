@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple
 from urllib import parse
 
@@ -63,12 +62,12 @@ def encode_fields(headers: Any, strip_connection_specific: bool) -> Fields:
     """
     fields = []
     for name, value in headers or ():
-        name = _as_bytes(name).lower()
+        name = (name if name.__class__ is bytes else _as_bytes(name)).lower()
         if name[:1] == b":":
             raise InvalidResponse(f"an ASGI app cannot send the pseudo-header {name!r}")
         if strip_connection_specific and name in _CONNECTION_SPECIFIC:
             continue
-        fields.append((name, _as_bytes(value)))
+        fields.append((name, value if value.__class__ is bytes else _as_bytes(value)))
     return fields
 
 
@@ -110,13 +109,10 @@ class _Connection:
         )
 
 
-_connections: weakref.WeakKeyDictionary[Any, _Connection] = weakref.WeakKeyDictionary()
-
-
 def _connection(conn: Any) -> _Connection:
-    info = _connections.get(conn)
+    info: Optional[_Connection] = conn.asgi_info
     if info is None:
-        info = _connections[conn] = _Connection(conn)
+        info = conn.asgi_info = _Connection(conn)
     return info
 
 
@@ -144,42 +140,49 @@ class ASGIHandler(BaseRequestHandler):
     cancel_on_close = False
     _info: _Connection  # set first thing in on_headers
 
-    def __init__(self, http2: Any, stream_id: int) -> None:
-        super().__init__(http2, stream_id)
-        self._response = _IDLE
-        self._status = 0
-        self._fields: Fields = []
-        self._trailer_fields: Fields = []
-        self._want_trailers = False
-        self._head = False
-        self._body_done = False
-        #: True once the stream closed or the client left.
-        self.gone = False
-        self._gone_waiter: Optional[asyncio.Future[None]] = None
-        self.websocket: Any = None
+    # Where the request is; class attributes are the defaults, so that a
+    # request sets only what changes (BaseRequestHandler.__init__ is all
+    # the per-request set-up).
+    _response = _IDLE
+    _status = 0
+    _fields: Fields  # set by http.response.start
+    _trailer_fields: Optional[Fields] = None
+    _want_trailers = False
+    _head = False
+    _strip = False
+    _body_done = False
+    #: True once the stream closed or the client left.
+    gone = False
+    _gone_waiter: Optional[asyncio.Future[None]] = None
+    websocket: Any = None
 
     # ---- the handler API's callbacks -------------------------------------
 
     async def on_headers(self) -> None:  # type: ignore[override] # a coroutine handler
-        self._info = info = _connection(self.http2)
+        stream = self.exchange
+        self._info = info = _connection(stream.connection)
         http_version = info.http_version
-        headers: Fields = []
+        # The host handler code sees: :authority over a host field (RFC 9113
+        # section 8.3.1), an absolute-form target's authority over Host (RFC
+        # 9112 section 3.2.2).
+        host = stream.host
+        headers: Fields = [(b"host", host)] if host else []
         protocol = None
-        for field in self.headers:
+        upgrade = te_trailers = False
+        for field in stream.headers:
             name = field[0]
             if name[:1] == b":":
                 if name == b":protocol":
                     protocol = field[1]
                 continue
             if name == b"host":
-                continue  # validation: the app's host is self.host, see below
+                continue  # validation: the app's host is stream.host, see above
+            if name == b"upgrade":
+                upgrade = upgrade or field[1].lower() == b"websocket"
+            elif name == b"te":
+                te_trailers = te_trailers or b"trailers" in field[1].lower()
             headers.append(field)
-        # The host handler code sees: :authority over a host field (RFC 9113
-        # section 8.3.1), an absolute-form target's authority over Host (RFC
-        # 9112 section 3.2.2).
-        if self.host:
-            headers.insert(0, (b"host", self.host))
-        method = self.method or b""
+        method = stream.method or b""
         if method == b"CONNECT":
             if protocol is not None and protocol.lower() == b"websocket":
                 from .websocket import WebSocketCycle
@@ -191,13 +194,13 @@ class ASGIHandler(BaseRequestHandler):
                 405, [(b"content-type", b"text/plain")], b"CONNECT tunnels are not served here\n"
             )
             return
-        if http_version != "2" and _wants_websocket(headers):
+        if upgrade and http_version != "2":  # an HTTP/1.1 Upgrade: websocket
             from .websocket import WebSocketCycle
 
             self.websocket = WebSocketCycle(self, headers, http_version)
             await self.websocket.run()
             return
-        await self._serve_http(headers, method, http_version)
+        await self._serve_http(headers, method, http_version, te_trailers)
 
     def on_close(self, error_code: int) -> None:
         self.gone = True
@@ -211,7 +214,7 @@ class ASGIHandler(BaseRequestHandler):
         """The keys http and websocket scopes share."""
         info = self._info
         path, raw_path, query = decode_path(self.path or b"")
-        scheme = self.http2.scheme == b"https"
+        scheme = self.exchange.connection.scheme == b"https"
         client = info.client
         proxy = info.proxy
         if proxy is not None:
@@ -244,7 +247,9 @@ class ASGIHandler(BaseRequestHandler):
 
     # ---- http ------------------------------------------------------------
 
-    async def _serve_http(self, headers: Fields, method: bytes, http_version: str) -> None:
+    async def _serve_http(
+        self, headers: Fields, method: bytes, http_version: str, te_trailers: bool
+    ) -> None:
         scope = self.base_scope("http", headers, http_version)
         scope["method"] = method.decode("ascii", "replace")
         if http_version == "2":
@@ -259,14 +264,15 @@ class ASGIHandler(BaseRequestHandler):
             # HTTP/1.1 sends 103 (not to HTTP/1.0 clients) and chunked
             # trailers to clients that asked for them with TE: trailers.
             extensions = {"http.response.early_hint": {}}
-            for name, value in headers:
-                if name == b"te" and b"trailers" in value.lower():
-                    extensions["http.response.trailers"] = {}
+            if te_trailers:
+                extensions["http.response.trailers"] = {}
             scope["extensions"] = extensions
         if self._info.tls is not None:
             extensions["tls"] = self._info.tls
-        self._head = method == b"HEAD"
-        self._strip = http_version == "2"
+        if method == b"HEAD":
+            self._head = True
+        if http_version == "2":
+            self._strip = True
         await self.app(scope, self._receive, self._send)
         if self._response != _COMPLETE and not self.gone:
             if self.status is not None and self._response < _SENDING:
@@ -323,20 +329,24 @@ class ASGIHandler(BaseRequestHandler):
             if state == _PENDING:
                 body = message.get("body", b"")
                 more = message.get("more_body", False)
-                if self.status is not None:
+                stream = self.exchange
+                if stream.status is not None:
                     raise RuntimeError(
-                        f"stream {self.stream_id} was answered by the server "
-                        f"({self.status}) before the app's response"
+                        f"stream {stream.id} was answered by the server "
+                        f"({stream.status}) before the app's response"
                     )
                 if not more and not self._want_trailers:
                     self._response = _COMPLETE
-                    self.http2.start_response(
-                        self.exchange,
+                    stream.connection.start_response(
+                        stream,
                         self._status,
                         self._fields,
-                        _as_bytes(body) if body and not self._head else None,
+                        (body if body.__class__ is bytes else _as_bytes(body))
+                        if body and not self._head
+                        else None,
                     )
-                    self._complete()
+                    if self._gone_waiter is not None:
+                        self._complete()
                     return
                 self.http2.begin_response(self.exchange, self._status, self._fields)
                 self._response = state = _SENDING
@@ -366,9 +376,11 @@ class ASGIHandler(BaseRequestHandler):
                     f"http.response.start: status must be an int from 200 to 999, not {status!r}"
                 )
             self._status = status
-            self._fields = [(b":status", str(status).encode("ascii"))]
-            self._fields += encode_fields(message.get("headers"), self._strip)
-            self._want_trailers = bool(message.get("trailers", False))
+            fields = [(b":status", b"%d" % status)]
+            fields += encode_fields(message.get("headers"), self._strip)
+            self._fields = fields
+            if message.get("trailers", False):
+                self._want_trailers = True
             self._response = _PENDING
         elif kind == "http.response.trailers":
             if state != _TRAILERS:
@@ -376,7 +388,10 @@ class ASGIHandler(BaseRequestHandler):
                     "http.response.trailers needs 'trailers': True in "
                     "http.response.start and comes after the last body message"
                 )
-            self._trailer_fields += encode_fields(message.get("headers"), self._strip)
+            trailer_fields = encode_fields(message.get("headers"), self._strip)
+            if self._trailer_fields:
+                trailer_fields = self._trailer_fields + trailer_fields
+            self._trailer_fields = trailer_fields
             if not message.get("more_trailers", False):
                 self.http2.end_response(self.exchange, self._trailer_fields or None)
                 self._complete()
@@ -415,11 +430,6 @@ class ASGIHandler(BaseRequestHandler):
         # The pushed request goes through the connection's callback rules
         # (an exception answers 500), like a request from the client.
         self.http2.run_pushed(promised)
-
-
-def _wants_websocket(headers: Fields) -> bool:
-    """An HTTP/1.1 ``Upgrade: websocket`` request."""
-    return any(name == b"upgrade" and value.lower() == b"websocket" for name, value in headers)
 
 
 def asgi_handler(app: ASGIApp, **attributes: Any) -> type[ASGIHandler]:

@@ -5,6 +5,7 @@ ALPN http/1.1, the h2c upgrade, and HTTP/2 with prior knowledge beside it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import io
 import logging
@@ -382,6 +383,35 @@ async def test_push_raises_push_error_and_the_log_says_http11(start_server, capl
     assert re.search(r'"GET /push HTTP/1\.1" 200 \d+ - ', line)
 
 
+async def test_coroutine_handlers_start_eagerly_and_answer_in_request_order(start_server):
+    request_path: Any = contextvars.ContextVar("request_path", default=None)
+    seen: List[Any] = []
+
+    class Mixed(BaseRequestHandler):
+        async def on_headers(self) -> None:
+            request_path.set(self.path)
+            first = asyncio.current_task()
+            assert first is not None  # anyio and Starlette need one, eager or not
+            if self.path == b"/slow":
+                await asyncio.sleep(0.01)
+                # The same task, with what was set before the suspension.
+                assert asyncio.current_task() is first and request_path.get() == b"/slow"
+            self.send_response(200, body=self.path)
+
+        def on_close(self, error_code: int) -> None:
+            # One answered in its first step kept no task (Connection._start).
+            seen.append((self.path, self._task is None))
+
+    server = await start_server(Mixed)
+    client = await Raw.connect(server)
+    client.send(request("/slow") + request("/quick") + request("/quick2"))
+    assert [(await client.response())[2] for _ in range(3)] == [b"/slow", b"/quick", b"/quick2"]
+    await wait(_until(lambda: len(seen) == 3))
+    assert sorted(seen) == [(b"/quick", True), (b"/quick2", True), (b"/slow", False)]
+    assert request_path.get() is None  # nothing leaked into the connection's context
+    await client.close()
+
+
 async def test_a_handler_error_answers_500_and_keeps_the_connection(start_server):
     class Broken(BaseRequestHandler):
         def on_headers(self) -> None:
@@ -394,6 +424,27 @@ async def test_a_handler_error_answers_500_and_keeps_the_connection(start_server
     client.send(request("/boom") + request("/"))
     assert (await client.response())[:1] == (500,)
     assert (await client.response())[2] == b"fine"
+    await client.close()
+
+
+async def test_a_response_field_with_cr_or_lf_answers_500_after_valid_ones(start_server):
+    # The field checks remember valid fields (server.http11_framing): a
+    # value seen valid must not let a field with the same name and a CR/LF
+    # value through (response splitting).
+    class Fields(BaseRequestHandler):
+        def on_headers(self) -> None:
+            value = {b"/ok": b"one", b"/cr": b"one\r\nx-injected: 1", b"/nul": b"a\0b"}
+            self.send_response(200, [("x-v", value[self.path or b""])], b"fine")
+
+    server = await start_server(Fields)
+    client = await Raw.connect(server)
+    client.send(request("/ok") + request("/cr") + request("/ok") + request("/nul"))
+    status, fields, body = await client.response()
+    assert (status, fields.get("x-v"), body) == (200, "one", b"fine")
+    status, fields, body = await client.response()
+    assert status == 500 and "x-injected" not in fields
+    assert (await client.response())[:1] == (200,)
+    assert (await client.response())[:1] == (500,)
     await client.close()
 
 
