@@ -8,21 +8,18 @@ response travels, and implement that as one small interface (see
 ``reset``, and ``consumed`` for reading the body.
 
 Here, once for both: the streams and their handlers, running callbacks (a
-coroutine becomes a task, an ``async def on_data`` is fed the body in
-order, an exception answers 500), the connection cap, the timeouts (one
-timer per server ticks over them all), closing streams and the access log.
+coroutine becomes a task started eagerly, see :mod:`server.tasks`; an
+``async def on_data`` is fed the body in order; an exception answers 500),
+the connection cap, the timeouts (one timer per server ticks over them
+all), closing streams and the access log.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextvars
 import logging
 import socket
-import sys
-import types
-from asyncio.tasks import _enter_task, _leave_task
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from nghttp2_cffi import DEFAULT_PRIORITY, ErrorCode, Priority
@@ -30,6 +27,7 @@ from nghttp2_cffi import DEFAULT_PRIORITY, ErrorCode, Priority
 from .errors import ClientDisconnected, InvalidResponse, PushDisabled
 from .response import GENERATOR_CHUNK, STREAM_HIGH_WATER, Responder, peer
 from .stream import Inbox, Stream
+from .tasks import CoroutineCallbacks
 
 __all__ = [
     "GENERATOR_CHUNK",
@@ -57,14 +55,10 @@ access_log = logging.getLogger("nghttp2.server.access")
 # pause_writing() stops them in time.
 WRITE_CHUNK = 256 * 1024
 _CANCEL = int(ErrorCode.CANCEL)
-# Python 3.12+ starts a task eagerly itself (and sets it as current_task()).
-_EAGER_TASKS = sys.version_info >= (3, 12)
-# create_task(context=) (3.11+): the first step runs in the task's context.
-_TASK_CONTEXT = sys.version_info >= (3, 11)
 TOO_LARGE_BODY = b"Payload Too Large\n"
 
 
-class Connection(Responder, asyncio.BufferedProtocol):
+class Connection(Responder, CoroutineCallbacks, asyncio.BufferedProtocol):
     """The protocol-neutral part of a server connection (``http2`` in handlers)."""
 
     #: The protocol version, as access log lines and ``scope["http_version"]`` say it.
@@ -75,11 +69,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
 
     #: The ASGI adapter's facts about this connection (made by its first request).
     asgi_info: Any = None
-
-    #: Coroutine handlers (ASGI apps) running (counted from their first step:
-    #: one cancelled before it never runs): a stream reset under one does
-    #: not stop it, so HTTP2Protocol refuses new streams past a bound.
-    _tasks = 0
 
     def __init__(self, server: HTTP2Server) -> None:
         self.server = server
@@ -330,98 +319,6 @@ class Connection(Responder, asyncio.BufferedProtocol):
                 if stream.task is None or stream.task.done():
                     stream.task = task
         return True
-
-    if _EAGER_TASKS:
-
-        def _start(self, stream: Stream, coro: Any) -> None:
-            """Run a coroutine callback to its first suspension now, as a
-            task started eagerly (one that never suspends is never scheduled:
-            its response goes out with this read's other responses)."""
-            task = asyncio.Task(self._run(stream, coro), loop=self._loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-            if not task.done() and (stream.task is None or stream.task.done()):
-                stream.task = task
-
-    else:
-
-        def _start(self, stream: Stream, coro: Any) -> None:
-            """Run a coroutine callback to its first suspension now, as its
-            task (``Task(eager_start=True)`` of Python 3.12, done by hand):
-            the task exists, so the callback sees it as
-            :func:`asyncio.current_task` (anyio, Starlette need it), but its
-            first step runs here, in its context, and the task's own first
-            step only carries on (:meth:`_resume`).  A request answered
-            without waiting costs no loop round for its body: its response
-            goes out with this read's other responses."""
-            loop = self._loop
-            resume = self._resume(stream, coro)
-            context: Any
-            if _TASK_CONTEXT:
-                context = contextvars.copy_context()
-                task = loop.create_task(resume, context=context)  # type: ignore[call-arg,unused-ignore]
-            else:
-                task = loop.create_task(resume)
-                context = getattr(task, "_context", None)  # PyPy's tasks are Python's
-                if context is None:
-                    return  # CPython 3.9, 3.10: the task runs it from the start
-            outer = asyncio.current_task(loop)  # a handler's task that pushes, say
-            if outer is not None:
-                _leave_task(loop, outer)
-            _enter_task(loop, task)
-            try:
-                context.run(next, resume)
-            except StopIteration:
-                return  # done: the task's step finds it finished
-            finally:
-                _leave_task(loop, task)
-                if outer is not None:
-                    _enter_task(loop, outer)
-            if stream.task is None or stream.task.done():
-                stream.task = task
-
-        @types.coroutine
-        def _resume(self, stream: Stream, coro: Any) -> Any:
-            """The task of a coroutine callback: its first step (run by
-            :meth:`_start`, which the first ``yield`` returns to), then as
-            ``await coro``.  A cancel before the task's first step is thrown
-            into ``coro``, not lost."""
-            self._tasks += 1
-            try:
-                value = coro.send(None)
-                try:
-                    yield  # back to _start; the task's first step resumes here
-                except BaseException as exc:  # noqa: BLE001 - handed to coro
-                    value = coro.throw(exc)
-                while True:
-                    try:
-                        sent = yield value
-                    except GeneratorExit:
-                        coro.close()
-                        raise
-                    except BaseException as exc:  # noqa: BLE001 - handed to coro
-                        value = coro.throw(exc)
-                    else:
-                        value = coro.send(sent)
-            except StopIteration:
-                pass
-            except (asyncio.CancelledError, ClientDisconnected):
-                pass
-            except Exception:  # noqa: BLE001 - logged by _handler_failed
-                self._handler_failed(stream)
-            finally:
-                self._tasks -= 1
-            self._finished(stream)
-
-    async def _run(self, stream: Stream, coro: Any) -> None:
-        self._tasks += 1
-        try:
-            await coro
-        except (asyncio.CancelledError, ClientDisconnected):
-            pass
-        except Exception:  # noqa: BLE001 - logged by _handler_failed
-            self._handler_failed(stream)
-        finally:
-            self._tasks -= 1
-        self._finished(stream)
 
     def _finished(self, stream: Stream) -> None:
         """A coroutine callback returned (or failed)."""
