@@ -183,7 +183,7 @@ class HTTP11Protocol(UpgradeHandling):
         self.flush()
 
     def _release(self) -> None:
-        self._parser = None
+        self._close_parser()
         self._body = None
         self._exchanges.clear()
 

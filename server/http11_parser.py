@@ -96,6 +96,12 @@ class RequestParser:
         self._chunk_len = 0
         self._chunk_raw: Optional[int] = None  # validation: see on_chunk_header
 
+    def close(self) -> None:
+        """Done with this parser: httptools' parser holds it (to call it
+        back), a cycle with the listener's bound methods in it that only a
+        collection would free; dropping httptools' parser frees it all now."""
+        self._parser = None  # type: ignore[assignment]
+
     def feed(self, data: bytes) -> None:
         """Parse ``data``.  Raises :class:`Stop` (a callback stopped parsing),
         :class:`ParseError`, or :class:`UpgradeRequested`."""

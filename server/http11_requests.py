@@ -260,6 +260,14 @@ class RequestReading(Connection):
         ex = self._current
         return ex.received if ex is not None else 0
 
+    def _close_parser(self) -> None:
+        """Done with the parser, outside its feed (a hand-over, the end of
+        the connection): freed now, not by a collection (see
+        RequestParser.close)."""
+        parser, self._parser = self._parser, None
+        if parser is not None:
+            parser.close()
+
     def _stop_parsing(self) -> None:
         """Parse nothing more on this connection."""
         self._parser = None

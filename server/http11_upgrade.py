@@ -198,7 +198,7 @@ class UpgradeHandling(RequestReading):
     def _upgrade(self, rest: bytes) -> Optional[bytes]:
         """The parser stopped after a request asking to Upgrade; returns what
         to parse next, or None."""
-        self._parser = None
+        self._close_parser()
         h2c, self._h2c = self._h2c, None
         if h2c is not None:
             start_h2c(self, h2c, rest)
@@ -278,7 +278,7 @@ class UpgradeHandling(RequestReading):
         transport = self.transport
         assert transport is not None
         self._stop()
-        self._parser = None
+        self._close_parser()
         self.transport = None
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

@@ -784,3 +784,32 @@ async def test_tutorial_push_example_pushes_over_http2(start_server, h2_connect)
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_a_closed_parser_is_freed_without_a_collection() -> None:
+    """httptools' parser holds ours (to call it back), which holds the
+    connection's bound methods: a cycle that kept every handed-over or
+    closed HTTP/1.1 connection until a full collection (with 1000 prior-
+    knowledge h2c connections, each one's sniffing protocol)."""
+    import gc
+    import weakref
+
+    from nghttp2.server.http11_parser import RequestParser
+
+    class Listener:
+        def on_request_body(self, data: bytes) -> None: ...
+
+        def on_request_end(self) -> None: ...
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        listener = Listener()
+        parser = RequestParser(listener, 65536)  # type: ignore[arg-type]
+        parser_ref, listener_ref = weakref.ref(parser), weakref.ref(listener)
+        parser.close()
+        del parser, listener
+        assert parser_ref() is None and listener_ref() is None
+    finally:
+        if enabled:
+            gc.enable()
