@@ -414,9 +414,11 @@ class Session:
         if _build is None:
             self._collect_py(0, nwords, data, events)
             return
-        # C builds requests, DATA and (while no priority needs forgetting)
-        # closures; it stops at any other record, which Python handles
-        # before C carries on.
+        # C builds requests, DATA and closures; it stops at any other record,
+        # which Python handles before C carries on.  The priorities of the
+        # streams closed here are forgotten at the end (a signal for one of
+        # them later in the read is forgotten with it).
+        first = len(events)
         i, n = 0, nwords // _EV_WORDS
         while i < n:
             i = _build(
@@ -427,11 +429,15 @@ class Session:
                 address or data,
                 events,
                 self._bodies,
-                not self._priorities,
+                True,
             )
             if i < n:
                 self._collect_py(i * _EV_WORDS, (i + 1) * _EV_WORDS, data, events)
                 i += 1
+        if self._priorities:
+            for event in events[first:]:
+                if event.__class__ is _StreamClosed:
+                    self._forget_priority(event.stream_id)
 
     def _collect_py(
         self, start: int, stop: int, data: Union[bytes, memoryview, None], events: list[ev.Event]
@@ -503,6 +509,12 @@ class Session:
             self._events.append(ev.PriorityUpdated(sid, priority, value))
         if lib.N2C_HAS_EXTPRI_GET or sid in self._priority_fixed:
             return
+        if (
+            from_frame
+            and lib.nghttp2_session_get_stream_local_close(self._raw, sid) < 0
+            and sid <= lib.nghttp2_session_get_last_proc_stream_id(self._raw)
+        ):
+            return  # a closed stream's (an idle one's counts: it may open)
         if not from_frame:
             # The fields of one header block add up, and one bad field voids
             # them all: the stream keeps what it had before the block.

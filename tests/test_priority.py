@@ -100,6 +100,22 @@ def test_parse_priority_starts_from_base() -> None:
     assert parse_priority("u=0") == Priority(0, False)
 
 
+def test_parsed_values_are_kept_bounded() -> None:
+    """parse_priority keeps valid values it parsed (clients repeat a few
+    on every request), up to a bound; invalid ones are parsed every time."""
+    from nghttp2_cffi import priority as module
+
+    for _ in range(2):
+        assert parse_priority(b"u=0, i") == Priority(0, True)
+        with pytest.raises(ValueError, match="not a valid Priority"):
+            parse_priority(b"u=9")
+    assert parse_priority(b"i", Priority(5, False)) == Priority(5, True)  # per base
+    assert parse_priority(b"i") == Priority(3, True)
+    for n in range(2 * module._PARSED_MAX):
+        assert parse_priority(b"u=1, x=%d" % n) == Priority(1, False)
+    assert len(module._PARSED) <= module._PARSED_MAX
+
+
 def test_priority_values() -> None:
     assert Priority(0, True).field_value() == b"u=0, i"
     assert Priority(3, False).field_value() == b""
@@ -208,6 +224,33 @@ def test_closed_streams_are_forgotten() -> None:
     # The session's own records (used where nghttp2 cannot be asked) are gone.
     assert not server._priorities and not server._header_priorities
     assert not server._priority_fixed
+
+
+def test_priority_updates_for_closed_streams_leave_nothing() -> None:
+    """A PRIORITY_UPDATE for a stream already closed: where nghttp2 cannot
+    be asked for a stream's priority (1.52), the session kept one record per
+    such stream for as long as the connection lived."""
+    client, server = _pair()
+    closed = []
+    for _ in range(20):
+        sid = client.send_request([*GET, (b"priority", b"u=2")])
+        pump(client, server)
+        server.send_response(sid, [(b":status", b"204")])
+        pump(client, server)
+        closed.append(sid)
+    for sid in closed:
+        client.send_priority_update(sid, (5, True))
+    _, events = pump(client, server)
+    assert [e.stream_id for e in events if isinstance(e, PriorityUpdated)] == closed
+    assert not server._priorities and not server._header_priorities
+    # A stream not opened yet keeps its signal (RFC 9218 section 7.1).
+    idle = closed[-1] + 2
+    client.send_priority_update(idle, (1, False))
+    pump(client, server)
+    sid = client.send_request(GET)
+    assert sid == idle
+    pump(client, server)
+    assert server.get_stream_priority(sid) == Priority(1, False)
 
 
 @pytest.mark.parametrize(
