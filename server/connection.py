@@ -70,6 +70,9 @@ class Connection(Responder, CoroutineCallbacks, asyncio.BufferedProtocol):
     #: The ASGI adapter's facts about this connection (made by its first request).
     asgi_info: Any = None
 
+    #: In the server's flush batch for this loop round (flush_soon).
+    _flush_queued = False
+
     def __init__(self, server: HTTP2Server) -> None:
         self.server = server
         self.handler_class = server.handler_class
@@ -296,6 +299,20 @@ class Connection(Responder, CoroutineCallbacks, asyncio.BufferedProtocol):
             self._close_stream(stream, _CANCEL)
         self.transport = None
 
+    def flush_soon(self) -> None:
+        """Flush at the end of this loop round, with every other connection
+        that asked (one call_soon for them all; once per connection).  A
+        write wakes the client, which then preempts the server before its
+        next read: answers and window updates given while reading go out
+        together."""
+        if self._flush_queued:
+            return
+        self._flush_queued = True
+        batch = self.server.flush_batch
+        if not batch:
+            self._loop.call_soon(_flush_batch, batch)
+        batch.append(self)
+
     def _stop(self) -> None:
         """This connection is done (lost, or handed to another protocol): no
         more timeouts, and the server forgets it."""
@@ -460,6 +477,19 @@ def _traits(handler_class: Any) -> int:
 def _disconnected(stream: Stream, error_code: int) -> ClientDisconnected:
     """What a reader or writer of a closed stream gets."""
     return ClientDisconnected(f"stream {stream.id} closed ({ErrorCode(error_code).name})")
+
+
+def _flush_batch(batch: List[Connection]) -> None:
+    """Flush the connections that asked this loop round (flush_soon)."""
+    connections = batch[:]
+    batch.clear()
+    for connection in connections:
+        connection._flush_queued = False
+        try:
+            connection.flush()
+        except Exception:  # a bug: the other connections' writes still go
+            log.exception("%s: writing failed", peer(connection.client_address))
+            connection.abort()
 
 
 def content_length(headers: List[Tuple[bytes, bytes]]) -> Optional[int]:

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Optional, Tuple, cast
 
 from . import http11_framing as framing
 from .connection import GENERATOR_CHUNK, peer
@@ -87,19 +87,6 @@ if TYPE_CHECKING:
     from .stream import Stream
 
 log = logging.getLogger("nghttp2.server")
-
-
-def _write_batch(batch: List[HTTP11Protocol]) -> None:
-    """Write the answers of the connections in ``batch`` (one loop round's
-    reads)."""
-    connections = batch[:]
-    batch.clear()
-    for connection in connections:
-        try:
-            connection.flush()
-        except Exception:  # a bug: the other connections' answers still go
-            log.exception("%s: writing the answers failed", peer(connection.client_address))
-            connection._abort("writing the answers failed")
 
 
 class HTTP11Protocol(UpgradeHandling):
@@ -158,10 +145,7 @@ class HTTP11Protocol(UpgradeHandling):
             # client, which then preempts the server on its CPU before the
             # next read (0.7 involuntary context switches per request with
             # h2load --h1 -c50, 0.3 batched).
-            batch = self.server.http11_writes
-            if not batch:
-                self._loop.call_soon(_write_batch, batch)
-            batch.append(self)
+            self.flush_soon()
         else:
             self.flush()
 

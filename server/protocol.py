@@ -55,7 +55,6 @@ class HTTP2Protocol(RequestEvents):
         #: Resets asked for while a read is dispatched, of streams with a
         #: response queued: sent after it (see :meth:`reset`).
         self._late_resets: Optional[List[Tuple[int, int]]] = None
-        self._flush_soon = False  # a flush is scheduled for this loop round
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -88,8 +87,8 @@ class HTTP2Protocol(RequestEvents):
         # Our SETTINGS go with what answers the client's first read, in one
         # write, when that read comes in this loop round (the h2c sniff hands
         # the connection over with it; a TLS read often brings it too); else
-        # on their own, next round.  One send(2) less per connection.
-        self._loop.call_soon(self.flush)
+        # on their own, at the round's end.  One send(2) less per connection.
+        self.flush_soon()
 
     def accept_upgrade(self, settings_payload: bytes, request: Fields, head_request: bool) -> None:
         """Serve an HTTP/1.1 ``Upgrade: h2c`` request as stream 1 (RFC 7540
@@ -251,13 +250,8 @@ class HTTP2Protocol(RequestEvents):
         session = self.session
         if session is not None and stream.is_open():
             session.acknowledge_stream_data(amount, stream.id)
-            if not self._busy and not self._flush_soon:
-                self._flush_soon = True
-                self._loop.call_soon(self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._flush_soon = False
-        self.flush()
+            if not self._busy:
+                self.flush_soon()
 
     def stream_priority(self, stream: Stream) -> Priority:
         session = self.session

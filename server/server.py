@@ -132,9 +132,9 @@ class HTTP2Server:
         self.connections: set[Connection] = set()
         #: Where every connection's reads land (see Connection.get_buffer).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
-        #: HTTP/1.1 connections with answers to write at the end of this loop
-        #: round (see HTTP11Protocol.data_received).
-        self.http11_writes: list[Any] = []
+        #: Connections to flush at the end of this loop round
+        #: (Connection.flush_soon).
+        self.flush_batch: list[Any] = []
         self._server: Optional[asyncio.AbstractServer] = None
         #: The one timer that ticks over every connection's deadlines (see
         #: _watch_timeouts), while there are connections.
