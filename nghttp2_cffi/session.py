@@ -338,6 +338,8 @@ class Session:
         the protocol beyond a stream: the session then holds a GOAWAY for
         :meth:`data_to_send` and the events seen so far stay in :meth:`events`.
         """
+        pinned = None
+        address = 0
         if data.__class__ is bytes:
             r = _recv(self._s, data, len(data))
         else:
@@ -348,32 +350,23 @@ class Session:
             if data.format != "B":
                 data = data.cast("B")
             pinned = _pin(data)
-            try:
-                r = _recv(self._s, pinned, len(data))
-                if r > 0:
-                    if r & _R_MOVED:
-                        self._map_buffers()
-                    self._collect(r >> 2, data, int(_uintptr("uintptr_t", pinned)))
-                elif r < 0:
+            address = int(_uintptr("uintptr_t", pinned))  # for the C builder
+            r = _recv(self._s, pinned, len(data))
+        try:
+            if r > 0:
+                if r & _R_MOVED:
                     self._map_buffers()
-                    self._collect(self._s.ev_len, data, int(_uintptr("uintptr_t", pinned)))
-                    self._fail(r)
-            finally:
+                self._collect(r >> 2, data, address)
+            elif r < 0:
+                self._map_buffers()
+                self._collect(self._s.ev_len, data, address)
+                self._fail(r)
+        finally:
+            if pinned is not None:
                 # Released now, not by the collector: a ProtocolError's
                 # traceback keeps this frame, and a view still exported to
                 # cffi, cleared in a cycle, crashes CPython's memoryview.
                 _release(pinned)
-            out = self._events
-            self._events = []
-            return out
-        if r > 0:
-            if r & _R_MOVED:
-                self._map_buffers()
-            self._collect(r >> 2, data)
-        elif r < 0:
-            self._map_buffers()
-            self._collect(self._s.ev_len, data)
-            self._fail(r)
         out = self._events
         self._events = []
         return out
