@@ -46,6 +46,7 @@ from nghttp2_cffi import (
     TrailersReceived,
 )
 from nghttp2_cffi.config import DEFAULT_MAX_HEADER_LIST_SIZE
+from nghttp2_cffi.session import IN_PLACE_READ
 
 from .errors import (
     ClientError,
@@ -271,11 +272,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # A large read (a body) is parsed in the buffer, only its DATA
-        # payloads copied out; a small one costs less copied whole than
-        # pinned for C.
+        # A large read (a body) is parsed in the buffer (IN_PLACE_READ).
         view = self._read_buffer[:nbytes]
-        self.data_received(view if nbytes >= 16384 else bytes(view))
+        self.data_received(view if nbytes >= IN_PLACE_READ else bytes(view))
 
     def data_received(self, data: Union[bytes, memoryview]) -> None:
         if self.closed_reason is not None or self.transport is None:

@@ -38,6 +38,10 @@ BodyInput = Union[bytes, bytearray, memoryview, str, Any, None]
 
 #: The bits of :meth:`Session.wants`.
 WANT_READ: int = lib.N2C_WANT_READ
+#: A reader's buffer of at least this many bytes costs less given to
+#: receive_data as a view (read in place, DATA copied out) than copied whole
+#: (pinning a view for C: ~430 ns; copying 1 KiB: ~350 ns).
+IN_PLACE_READ = 16384
 WANT_WRITE: int = lib.N2C_WANT_WRITE
 #: The SETTINGS a Session announces by default (see SessionConfig.settings).
 DEFAULT_SETTINGS: Mapping[int, int] = DEFAULT_CONFIG.settings
